@@ -1,0 +1,29 @@
+# Certified defenses against training-data poisoning by aggregation.
+# Stages: prepare -> partition -> train -> predict -> certify -> report (one rule file each in rules/).
+# All logic lives in the `pipeline` package; every rule calls `python -m pipeline <stage>`.
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "params.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/partition.smk"
+include: "rules/train.smk"
+include: "rules/predict.smk"
+include: "rules/certify.smk"
+include: "rules/report.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        final_outputs(),
+
+
+onsuccess:
+    print_summary()

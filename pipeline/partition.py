@@ -1,0 +1,169 @@
+"""Partitioning training samples into buckets and base-model training sets (DESIGN 4.1).
+
+A sample's bucket depends only on that sample (its pixels), so adding or deleting samples
+changes only the buckets -- and so only the base models -- that held them.
+"""
+
+import hashlib
+import io
+import random
+from pathlib import Path
+
+import numpy as np
+
+from .atomic import json_bytes, write_bytes_if_changed
+from .errors import PipelineError
+
+HASHES = ("pixel_sum", "sha256")
+FA_OFFSET_SEED = 1000000207
+
+
+def pixel_sum_hash(images: np.ndarray) -> np.ndarray:
+    """Sum of all uint8 pixel values (all channels) per sample: int64[N]. The papers' hash."""
+    return images.reshape(len(images), -1).sum(axis=1, dtype=np.int64)
+
+
+def sha256_hash(images: np.ndarray) -> np.ndarray:
+    """First 8 bytes of SHA-256 of each image's C-ordered bytes, as uint64[N] (an option, not the default)."""
+    flat = np.ascontiguousarray(images.reshape(len(images), -1))
+    return np.array([int.from_bytes(hashlib.sha256(row.tobytes()).digest()[:8], "big") for row in flat],
+                    dtype=np.uint64)
+
+
+def assign_buckets(images: np.ndarray, n_buckets: int, hash_name: str = "pixel_sum") -> np.ndarray:
+    """Bucket of every sample: hash mod n_buckets, int64[N]."""
+    if hash_name == "pixel_sum":
+        return pixel_sum_hash(images) % n_buckets
+    if hash_name == "sha256":
+        return (sha256_hash(images) % np.uint64(n_buckets)).astype(np.int64)
+    raise PipelineError(f"unknown hash {hash_name!r}; choose from {', '.join(HASHES)}")
+
+
+def fa_offsets(k: int, d: int) -> list[int]:
+    """FA's d distinct bucket offsets s_j: CPython random.seed(1000000207); random.sample(range(k*d), d)."""
+    rng = random.Random(FA_OFFSET_SEED)
+    return rng.sample(range(k * d), d)
+
+
+def model_buckets(method: str, k: int, d: int) -> np.ndarray:
+    """Buckets each base model trains on: int64[n_models, d]. DPA: model i <- bucket i."""
+    if method == "dpa":
+        return np.arange(k, dtype=np.int64)[:, None]
+    if method == "fa":
+        n_buckets = k * d
+        offsets = np.asarray(fa_offsets(k, d), dtype=np.int64)
+        return (np.arange(n_buckets, dtype=np.int64)[:, None] - offsets[None, :]) % n_buckets
+    raise PipelineError(f"unknown method {method!r}; choose dpa or fa")
+
+
+def content_order(images: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Permutation sorting samples by content: np.lexsort with keys [label, pixel_0, ..., pixel_last].
+
+    lexsort's last key is primary, so the last pixel decides first and the label last.
+    """
+    if len(labels) == 0:
+        return np.zeros(0, dtype=np.int64)
+    keys = np.concatenate([labels.reshape(1, -1), images.reshape(len(images), -1).T.astype(np.int64)])
+    return np.lexsort(keys)
+
+
+def sample_digests(images: np.ndarray, labels: np.ndarray) -> list[str]:
+    """SHA-256 per sample over (label as int64 little-endian, image bytes): the content identity."""
+    flat = np.ascontiguousarray(images.reshape(len(images), -1))
+    lab = np.asarray(labels, dtype="<i8")
+    return [hashlib.sha256(lab[i].tobytes() + flat[i].tobytes()).hexdigest() for i in range(len(flat))]
+
+
+def subset_digest(digests) -> str:
+    """Digest of an ordered training subset: SHA-256 over its per-sample digests."""
+    h = hashlib.sha256()
+    for digest in digests:
+        h.update(bytes.fromhex(digest))
+    return h.hexdigest()
+
+
+def shard_ranges(n_models: int, shard_size: int) -> list[range]:
+    """Consecutive model-id ranges of at most ``shard_size`` models."""
+    return [range(s, min(s + shard_size, n_models)) for s in range(0, n_models, shard_size)]
+
+
+def n_shards(method: str, k: int, d: int, shard_size: int) -> int:
+    n_models = k * (d if method == "fa" else 1)
+    return -(-n_models // shard_size)
+
+
+def model_training_sets(images, labels, sample_ids, buckets, buckets_of_model):
+    """Sample ids of every base model's training set, in content order: list of int64 arrays."""
+    n_buckets = int(buckets_of_model.max()) + 1 if buckets_of_model.size else 0
+    order_by_bucket = np.argsort(buckets, kind="stable")
+    starts = np.searchsorted(buckets[order_by_bucket], np.arange(n_buckets + 1))
+    members = [order_by_bucket[starts[b]:starts[b + 1]] for b in range(n_buckets)]
+    sets = []
+    for bucket_list in buckets_of_model:
+        rows = np.concatenate([members[b] for b in bucket_list])
+        rows = rows[content_order(images[rows], labels[rows])]
+        sets.append(rows)
+    return [np.asarray(sample_ids)[rows] for rows in sets], sets
+
+
+def partition(images, labels, sample_ids, method="dpa", k=1, d=1, hash_name="pixel_sum", shard_size=100):
+    """Assign samples to buckets and base models.
+
+    Returns (assignment, shards): ``assignment`` a dict of columns sample_id, bucket, digest;
+    ``shards`` a list of JSON-ready dicts, one per shard, listing its models with their seeds,
+    buckets, content-ordered sample ids and the digest of their ordered training set.
+    """
+    if method == "dpa":
+        d = 1
+    n_buckets = k * d
+    buckets = assign_buckets(images, n_buckets, hash_name)
+    buckets_of_model = model_buckets(method, k, d)
+    digests = sample_digests(images, labels)
+    id_sets, row_sets = model_training_sets(images, labels, sample_ids, buckets, buckets_of_model)
+    empty = [i for i, rows in enumerate(row_sets) if len(rows) == 0]
+    if empty:
+        raise PipelineError(
+            f"{len(empty)} of {len(row_sets)} base models get no training samples (first: model {empty[0]}); "
+            f"{len(labels)} samples are too few for k={k}" + (f", d={d}" if method == "fa" else "")
+            + ": lower k in params.yaml or use more training data"
+        )
+    shards = []
+    for s, models in enumerate(shard_ranges(len(row_sets), shard_size)):
+        shards.append({
+            "shard": s, "method": method, "k": k, "d": d, "n_buckets": n_buckets, "hash": hash_name,
+            "models": [{
+                "model_id": i,
+                "seed": i,
+                "buckets": buckets_of_model[i].tolist(),
+                "sample_ids": id_sets[i].tolist(),
+                "subset_sha256": subset_digest(digests[r] for r in row_sets[i]),
+            } for i in models],
+        })
+    assignment = {"sample_id": np.asarray(sample_ids, dtype=np.int64), "bucket": buckets, "digest": digests}
+    return assignment, shards
+
+
+def assignment_bytes(assignment) -> bytes:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table({"sample_id": pa.array(assignment["sample_id"], pa.int64()),
+                      "bucket": pa.array(assignment["bucket"], pa.int64()),
+                      "digest": pa.array(assignment["digest"], pa.string())})
+    buf = io.BytesIO()
+    pq.write_table(table, buf)
+    return buf.getvalue()
+
+
+def write_partition(out_dir, assignment, shards) -> list[int]:
+    """Write assignment.parquet and shard_<s>.json, each only if its bytes changed.
+
+    Removes shard files beyond the current shard count. Returns the indices of rewritten shards.
+    """
+    out_dir = Path(out_dir)
+    write_bytes_if_changed(out_dir / "assignment.parquet", assignment_bytes(assignment))
+    changed = [s["shard"] for s in shards if write_bytes_if_changed(out_dir / f"shard_{s['shard']}.json", json_bytes(s))]
+    for stale in out_dir.glob("shard_*.json"):
+        if int(stale.stem.split("_")[1]) >= len(shards):
+            stale.unlink()
+    return changed

@@ -1,0 +1,54 @@
+"""Train stage: every base model of one shard, each on its own content-ordered subset."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from . import learners
+from .atomic import save_torch
+from .data import load_split
+from .errors import PipelineError
+from .partition import sample_digests, subset_digest
+from .progress import bar
+
+
+def read_shard(path) -> dict:
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError) as err:
+        raise PipelineError(f"{path}: unreadable shard file ({err}); re-run the partition step") from None
+
+
+def training_subset(images, labels, model: dict, shard_path):
+    """The model's samples in its stored (content) order, checked against the stored digest."""
+    ids = np.asarray(model["sample_ids"], dtype=np.int64)
+    if ids.size and (ids.min() < 0 or ids.max() >= len(labels)):
+        raise PipelineError(f"{shard_path}: model {model['model_id']} names samples outside the training set; "
+                            "re-run the partition step")
+    x, y = images[ids], labels[ids]
+    if subset_digest(sample_digests(x, y)) != model["subset_sha256"]:
+        raise PipelineError(f"{shard_path}: model {model['model_id']}'s training samples differ from the prepared "
+                            "data; re-run the partition step")
+    return x, y
+
+
+def train_shard(shard_path, train_path, learner_name, learner_params, device="auto", threads=1, out=None):
+    """Fit every model of the shard and save their states to ``out`` (torch checkpoint)."""
+    import torch
+
+    torch.set_num_threads(max(1, threads))
+    learner = learners.get(learner_name)
+    params = learners.resolve_params(learner_name, learner_params)
+    dev = learners.pick_device(device)
+    shard = read_shard(shard_path)
+    images, labels, class_names = load_split(train_path)
+    models = []
+    for model in bar(shard["models"], desc=f"train shard {shard['shard']} ({learner_name})"):
+        x, y = training_subset(images, labels, model, shard_path)
+        state = learner.fit(x, y, len(class_names), model["seed"], params, dev)
+        models.append({"model_id": model["model_id"], "seed": model["seed"], "n_samples": len(y), "state": state})
+    save_torch(out, {
+        "learner": learner_name, "params": params, "n_classes": len(class_names), "class_names": class_names,
+        "image_shape": list(images.shape[1:]), "shard": shard["shard"], "models": models,
+    })

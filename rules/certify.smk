@@ -1,0 +1,33 @@
+# certify: gather every shard's votes, compute the certificates, metrics, curve (CSV + PNG).
+
+
+rule certify:
+    input:
+        predictions=lambda w: shard_files(w.run, "work/{run}/predictions/shard_{shard}.parquet"),
+        shards=lambda w: shard_files(w.run, "work/{run}/partition/shard_{shard}.json"),
+        test=lambda w: prepared(RUNS[w.run]["dataset"], "test"),
+        code=code("results.py", "certify/*.py", "metrics.py", "predict.py", "data/prepared.py"),
+    output:
+        certificates="work/{run}/certificates.parquet",
+        metrics="metrics/{run}.json",
+        curve="plots/{run}_certified_accuracy.csv",
+        plot="plots/{run}_certified_accuracy.png",
+    params:
+        dataset=lambda w: RUNS[w.run]["dataset"],
+        learner=lambda w: RUNS[w.run]["learner"]["name"],
+        methods=lambda w: RUNS[w.run]["method"],
+        test_limit=lambda w: RUNS[w.run]["test_limit"],
+        radii=config["radii"],
+    log:
+        "logs/{run}/certify.log",
+    benchmark:
+        "logs/benchmarks/{run}/certify.tsv"
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    shell:
+        "{PYTHON} -m pipeline certify --run {wildcards.run} --dataset {params.dataset} --learner {params.learner}"
+        " --predictions {input.predictions:q} --shards {input.shards:q} --test {input.test:q}"
+        " --test-limit {params.test_limit} --radii {params.radii} --methods {params.methods}"
+        " --certificates {output.certificates:q} --metrics {output.metrics:q} --curve {output.curve:q}"
+        " --plot {output.plot:q} > {log:q} 2>&1"

@@ -1,0 +1,61 @@
+# Helpers shared by the rule files: validated config, paths, shard counts, code inputs.
+import json
+import shlex
+import sys
+from pathlib import Path
+
+sys.path.insert(0, workflow.basedir)
+PYTHON = shlex.quote(sys.executable)  # the interpreter running Snakemake, so jobs see the same packages
+
+from pipeline.config import validate
+from pipeline.errors import PipelineError
+from pipeline.partition import n_shards
+
+try:
+    validate(config)
+except PipelineError as err:
+    raise ValueError(str(err)) from None
+
+RUNS = config["runs"]
+PREPARED = config["data"]["prepared_dir"]
+RAW = config["data"]["raw_dir"]
+
+
+wildcard_constraints:
+    run="[A-Za-z0-9][A-Za-z0-9_.-]*",
+    shard=r"\d+",
+    dataset="[a-z0-9_]+",
+
+
+def prepared(dataset, split):
+    """Prepared split of a dataset: data/prepared/<dataset>/<split>.npz."""
+    return f"{PREPARED}/{dataset}/{split}.npz"
+
+
+def shard_count(run):
+    cfg = RUNS[run]
+    return n_shards(cfg["method"], cfg["k"], cfg.get("d", 1), cfg["shard_size"])
+
+
+def shard_files(run, pattern):
+    """One path per shard of a run, e.g. pattern 'work/{run}/models/shard_{shard}.pt'."""
+    return [pattern.format(run=run, shard=s) for s in range(shard_count(run))]
+
+
+def code(*modules):
+    """Package modules a rule runs, as inputs, so that a code change re-runs the rule."""
+    return sorted(str(p) for m in modules for p in sorted(Path(workflow.basedir, "pipeline").glob(m)))
+
+
+def final_outputs():
+    outs = ["report/index.html", "report/summary.txt"]
+    for run in RUNS:
+        outs += [f"metrics/{run}.json", f"plots/{run}_certified_accuracy.csv", f"plots/{run}_certified_accuracy.png",
+                 f"work/{run}/certificates.parquet"]
+    return outs
+
+
+def print_summary():
+    summary = Path("report/summary.txt")
+    if summary.exists():
+        print("\n" + summary.read_text())

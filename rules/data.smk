@@ -1,0 +1,23 @@
+# prepare: fetch a dataset from its first available source, verify SHA-256, write train/test npz.
+
+
+rule prepare:
+    input:
+        code=code("data/*.py", "atomic.py"),
+    output:
+        train=f"{PREPARED}/{{dataset}}/train.npz",
+        test=f"{PREPARED}/{{dataset}}/test.npz",
+    params:
+        raw_dir=lambda w: f"{RAW}/{w.dataset}",
+        out_dir=lambda w: f"{PREPARED}/{w.dataset}",
+        sources=config["data"]["sources"],
+    log:
+        "logs/prepare/{dataset}.log",
+    benchmark:
+        "logs/benchmarks/prepare/{dataset}.tsv"
+    resources:
+        mem_mb=3000,
+        runtime=30,
+    shell:
+        "{PYTHON} -m pipeline prepare --dataset {wildcards.dataset} --raw-dir {params.raw_dir:q}"
+        " --out-dir {params.out_dir:q} --sources {params.sources} > {log:q} 2>&1"

@@ -1,0 +1,35 @@
+# partition: bucket every training sample (pixel-sum hash) and write each shard's model training sets.
+# One rule per run, because the number of shard files depends on the run's k and shard size.
+
+for _run, _cfg in RUNS.items():
+
+    rule:
+        name:
+            f"partition_{_run}"
+        input:
+            train=prepared(_cfg["dataset"], "train"),
+            code=code("partition.py", "data/prepared.py", "atomic.py"),
+        output:
+            assignment=f"work/{_run}/partition/assignment.parquet",
+            shards=shard_files(_run, "work/{run}/partition/shard_{shard}.json"),
+        params:
+            method=_cfg["method"],
+            k=_cfg["k"],
+            d=_cfg.get("d", 1),
+            hash=_cfg["hash"],
+            shard_size=_cfg["shard_size"],
+            n_shards=shard_count(_run),
+            train_limit=_cfg["train_limit"],
+            out_dir=f"work/{_run}/partition",
+        log:
+            f"logs/{_run}/partition.log",
+        benchmark:
+            f"logs/benchmarks/{_run}/partition.tsv"
+        resources:
+            mem_mb=4000,
+            runtime=30,
+        shell:
+            "{PYTHON} -m pipeline partition --train {input.train:q} --method {params.method} --k {params.k}"
+            " --d {params.d} --hash {params.hash} --shard-size {params.shard_size}"
+            " --expect-shards {params.n_shards} --train-limit {params.train_limit}"
+            " --out-dir {params.out_dir:q} > {log:q} 2>&1"

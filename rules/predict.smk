@@ -1,0 +1,24 @@
+# predict: scores and votes of every model of one shard on every test sample.
+
+
+rule predict:
+    input:
+        model="work/{run}/models/shard_{shard}.pt",
+        test=lambda w: prepared(RUNS[w.run]["dataset"], "test"),
+        code=code("predict.py", "learners/*.py", "features.py", "certify/votes.py", "data/prepared.py"),
+    output:
+        "work/{run}/predictions/shard_{shard}.parquet",
+    params:
+        test_limit=lambda w: RUNS[w.run]["test_limit"],
+        device=config["device"],
+    threads: 1
+    log:
+        "logs/{run}/predict/shard_{shard}.log",
+    benchmark:
+        "logs/benchmarks/{run}/predict_shard_{shard}.tsv"
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    shell:
+        "{PYTHON} -m pipeline predict --model {input.model:q} --test {input.test:q} --test-limit {params.test_limit}"
+        " --device {params.device} --threads {threads} --out {output:q} > {log:q} 2>&1"

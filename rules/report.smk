@@ -1,0 +1,20 @@
+# report: one table (text + HTML with the curves) over every run in params.yaml.
+
+
+rule report:
+    input:
+        metrics=[f"metrics/{run}.json" for run in RUNS],
+        plots=[f"plots/{run}_certified_accuracy.png" for run in RUNS],
+        code=code("report.py"),
+    output:
+        html="report/index.html",
+        summary="report/summary.txt",
+    log:
+        "logs/report.log",
+    benchmark:
+        "logs/benchmarks/report.tsv"
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    shell:
+        "{PYTHON} -m pipeline report --metrics {input.metrics:q} --plots {input.plots:q} --out-dir report > {log:q} 2>&1"
