@@ -11,6 +11,15 @@ configfile: "params.yaml"
 
 
 include: "rules/common.smk"
+
+
+wildcard_constraints:
+    run="[A-Za-z0-9][A-Za-z0-9_.-]*",
+    shard=r"\d+",
+    dataset="[a-z0-9_]+",
+
+
+
 include: "rules/data.smk"
 include: "rules/partition.smk"
 include: "rules/train.smk"

@@ -43,13 +43,13 @@ def write_text(path, text: str) -> None:
     write_bytes(path, text.encode("utf-8"))
 
 
-def json_bytes(obj) -> bytes:
-    """Canonical JSON encoding (sorted keys, fixed layout) so equal content gives equal bytes."""
-    return (json.dumps(obj, indent=1, sort_keys=True) + "\n").encode("utf-8")
+def json_bytes(obj, sort_keys=True) -> bytes:
+    """JSON encoding with a fixed layout (sorted keys by default) so equal content gives equal bytes."""
+    return (json.dumps(obj, indent=1, sort_keys=sort_keys) + "\n").encode("utf-8")
 
 
-def write_json(path, obj) -> None:
-    write_bytes(path, json_bytes(obj))
+def write_json(path, obj, sort_keys=True) -> None:
+    write_bytes(path, json_bytes(obj, sort_keys))
 
 
 def write_bytes_if_changed(path, data: bytes) -> bool:

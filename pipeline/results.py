@@ -12,8 +12,6 @@ from .predict import test_subset
 from .train import read_shard
 
 METHODS = {"dpa": dpa.certify}
-MEDIAN_DEFINITION = ("median robustness R: the largest radius r at which certified accuracy is at least 50 % "
-                     "(null when clean accuracy is below 50 %); R + 1 is what the original DPA scripts printed")
 
 
 def gather_votes(prediction_paths, n_test: int, n_models: int) -> np.ndarray:
@@ -105,11 +103,10 @@ def certify_run(run, dataset, prediction_paths, shard_paths, test_path, test_lim
                                for m, res in results.items()},
         "median_radius": median,
         "median_radius_plus_one": {m: (None if v is None else v + 1) for m, v in median.items()},
-        "median_radius_definition": MEDIAN_DEFINITION,
         "partition_size": {"min": int(sizes.min()), "mean": float(sizes.mean()),
                            "median": float(np.median(sizes)), "max": int(sizes.max())},
     }
-    write_json(metrics_out, metrics)
+    write_json(metrics_out, metrics, sort_keys=False)
     write_text(curve_out, curve_csv(curves))
     plot_curves(plot_out, curves, f"{run}: {metrics['method'].upper()} k={metrics['k']}, {learner}")
     return metrics

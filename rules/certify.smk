@@ -18,6 +18,8 @@ rule certify:
         methods=lambda w: RUNS[w.run]["method"],
         test_limit=lambda w: RUNS[w.run]["test_limit"],
         radii=config["radii"],
+    conda:
+        "../envs/pipeline.yaml"
     log:
         "logs/{run}/certify.log",
     benchmark:
@@ -26,7 +28,7 @@ rule certify:
         mem_mb=4000,
         runtime=30,
     shell:
-        "{PYTHON} -m pipeline certify --run {wildcards.run} --dataset {params.dataset} --learner {params.learner}"
+        "python -m pipeline certify --run {wildcards.run} --dataset {params.dataset} --learner {params.learner}"
         " --predictions {input.predictions:q} --shards {input.shards:q} --test {input.test:q}"
         " --test-limit {params.test_limit} --radii {params.radii} --methods {params.methods}"
         " --certificates {output.certificates:q} --metrics {output.metrics:q} --curve {output.curve:q}"

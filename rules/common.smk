@@ -1,11 +1,10 @@
-# Helpers shared by the rule files: validated config, paths, shard counts, code inputs.
+# Helpers shared by all rule files -- validated config, paths, shard counts, code inputs.
 import json
-import shlex
+import os
 import sys
 from pathlib import Path
 
-sys.path.insert(0, workflow.basedir)
-PYTHON = shlex.quote(sys.executable)  # the interpreter running Snakemake, so jobs see the same packages
+sys.path.insert(0, workflow.basedir)  # the pipeline package next to this workflow
 
 from pipeline.config import validate
 from pipeline.errors import PipelineError
@@ -19,12 +18,6 @@ except PipelineError as err:
 RUNS = config["runs"]
 PREPARED = config["data"]["prepared_dir"]
 RAW = config["data"]["raw_dir"]
-
-
-wildcard_constraints:
-    run="[A-Za-z0-9][A-Za-z0-9_.-]*",
-    shard=r"\d+",
-    dataset="[a-z0-9_]+",
 
 
 def prepared(dataset, split):
@@ -58,4 +51,4 @@ def final_outputs():
 def print_summary():
     summary = Path("report/summary.txt")
     if summary.exists():
-        print("\n" + summary.read_text())
+        print(f"\n{summary.read_text()}")

@@ -9,8 +9,10 @@ rule prepare:
         test=f"{PREPARED}/{{dataset}}/test.npz",
     params:
         raw_dir=lambda w: f"{RAW}/{w.dataset}",
-        out_dir=lambda w: f"{PREPARED}/{w.dataset}",
+        out_dir=lambda w, output: os.path.dirname(output.train),
         sources=config["data"]["sources"],
+    conda:
+        "../envs/pipeline.yaml"
     log:
         "logs/prepare/{dataset}.log",
     benchmark:
@@ -19,5 +21,5 @@ rule prepare:
         mem_mb=3000,
         runtime=30,
     shell:
-        "{PYTHON} -m pipeline prepare --dataset {wildcards.dataset} --raw-dir {params.raw_dir:q}"
+        "python -m pipeline prepare --dataset {wildcards.dataset} --raw-dir {params.raw_dir:q}"
         " --out-dir {params.out_dir:q} --sources {params.sources} > {log:q} 2>&1"

@@ -20,7 +20,9 @@ for _run, _cfg in RUNS.items():
             shard_size=_cfg["shard_size"],
             n_shards=shard_count(_run),
             train_limit=_cfg["train_limit"],
-            out_dir=f"work/{_run}/partition",
+            out_dir=lambda w, output: os.path.dirname(output.assignment),
+        conda:
+            "../envs/pipeline.yaml"
         log:
             f"logs/{_run}/partition.log",
         benchmark:
@@ -29,7 +31,7 @@ for _run, _cfg in RUNS.items():
             mem_mb=4000,
             runtime=30,
         shell:
-            "{PYTHON} -m pipeline partition --train {input.train:q} --method {params.method} --k {params.k}"
+            "python -m pipeline partition --train {input.train:q} --method {params.method} --k {params.k}"
             " --d {params.d} --hash {params.hash} --shard-size {params.shard_size}"
             " --expect-shards {params.n_shards} --train-limit {params.train_limit}"
             " --out-dir {params.out_dir:q} > {log:q} 2>&1"

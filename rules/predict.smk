@@ -12,6 +12,8 @@ rule predict:
         test_limit=lambda w: RUNS[w.run]["test_limit"],
         device=config["device"],
     threads: 1
+    conda:
+        "../envs/pipeline.yaml"
     log:
         "logs/{run}/predict/shard_{shard}.log",
     benchmark:
@@ -20,5 +22,5 @@ rule predict:
         mem_mb=4000,
         runtime=60,
     shell:
-        "{PYTHON} -m pipeline predict --model {input.model:q} --test {input.test:q} --test-limit {params.test_limit}"
+        "python -m pipeline predict --model {input.model:q} --test {input.test:q} --test-limit {params.test_limit}"
         " --device {params.device} --threads {threads} --out {output:q} > {log:q} 2>&1"

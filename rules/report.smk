@@ -9,6 +9,8 @@ rule report:
     output:
         html="report/index.html",
         summary="report/summary.txt",
+    conda:
+        "../envs/pipeline.yaml"
     log:
         "logs/report.log",
     benchmark:
@@ -17,4 +19,4 @@ rule report:
         mem_mb=1000,
         runtime=10,
     shell:
-        "{PYTHON} -m pipeline report --metrics {input.metrics:q} --plots {input.plots:q} --out-dir report > {log:q} 2>&1"
+        "python -m pipeline report --metrics {input.metrics:q} --plots {input.plots:q} --out-dir report > {log:q} 2>&1"

@@ -15,6 +15,8 @@ rule train:
         learner_params=lambda w: json.dumps(RUNS[w.run]["learner"]["params"], sort_keys=True),
         device=config["device"],
     threads: 1
+    conda:
+        "../envs/pipeline.yaml"
     log:
         "logs/{run}/train/shard_{shard}.log",
     benchmark:
@@ -23,6 +25,6 @@ rule train:
         mem_mb=4000,
         runtime=120,
     shell:
-        "{PYTHON} -m pipeline train --shard {input.shard:q} --train {input.train:q} --learner {params.learner}"
+        "python -m pipeline train --shard {input.shard:q} --train {input.train:q} --learner {params.learner}"
         " --learner-params {params.learner_params:q} --device {params.device} --threads {threads}"
         " --out {output:q} > {log:q} 2>&1"
