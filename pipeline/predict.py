@@ -1,5 +1,7 @@
 """Predict stage: scores and votes of every model of one shard on every test sample."""
 
+from pathlib import Path
+
 import numpy as np
 
 from . import learners
@@ -12,6 +14,8 @@ from .errors import PipelineError
 def load_checkpoint(path) -> dict:
     import torch
 
+    if not Path(path).is_file():
+        raise PipelineError(f"{path}: checkpoint missing; run the train step first (snakemake does)")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:

@@ -1,4 +1,4 @@
-"""Progress bars: tqdm on a terminal, silent otherwise (logs stay readable)."""
+"""Progress bars: a live tqdm bar on a terminal; in log files, a line every 15 seconds at most."""
 
 import sys
 
@@ -6,4 +6,6 @@ from tqdm import tqdm
 
 
 def bar(iterable, desc: str, total=None):
-    return tqdm(iterable, desc=desc, total=total, disable=None, file=sys.stderr, dynamic_ncols=True)
+    live = sys.stderr.isatty()
+    return tqdm(iterable, desc=desc, total=total, file=sys.stderr, dynamic_ncols=live, ascii=not live,
+                mininterval=0.1 if live else 15)

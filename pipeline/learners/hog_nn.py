@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from ..features import multi_hog
+from ..progress import bar
 
 DEFAULTS = {
     "cells": [4, 7],        # HOG cell sizes in pixels; one HOG per size, concatenated
@@ -39,7 +40,7 @@ def predict(states, images, n_classes, params, device):
     train_features = torch.from_numpy(features(np.concatenate([s["images"].numpy() for s in states]), params))
     ends = np.cumsum([len(s["labels"]) for s in states])
     out = np.empty((len(states), len(test), n_classes), dtype=np.float32)
-    for m, state in enumerate(states):
+    for m, state in enumerate(bar(states, desc="predict")):
         train = train_features[ends[m] - len(state["labels"]):ends[m]].to(device)
         labels = state["labels"].to(device)
         sq = (test_sq + (train * train).sum(1)[None, :] - 2.0 * test @ train.T).clamp_min_(0)

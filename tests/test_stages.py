@@ -1,0 +1,121 @@
+"""Stage functions and the CLI: outputs, and one clear error with no partial output on bad input."""
+
+import json
+import subprocess
+import sys
+import types
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline import learners
+from pipeline.data.prepared import _save_split
+from pipeline.errors import PipelineError
+from pipeline.partition import partition, write_partition
+from pipeline.predict import predict_shard
+from pipeline.results import certify_run
+from pipeline.train import train_shard
+
+from .conftest import REPO
+
+
+@pytest.fixture(scope="module")
+def small_run(mnist_prepared, tmp_path_factory):
+    """Partition 600 samples into k=6 (2 shards), train and predict on 50 test samples."""
+    from pipeline.data import load_split
+
+    root = tmp_path_factory.mktemp("run")
+    images, labels, _ = load_split(mnist_prepared / "train.npz")
+    assignment, shards = partition(images[:600], labels[:600], np.arange(600), "dpa", k=6, shard_size=3)
+    write_partition(root / "partition", assignment, shards)
+    for s in range(2):
+        train_shard(root / f"partition/shard_{s}.json", mnist_prepared / "train.npz", "hog_nn", {}, "cpu", 1,
+                    root / f"models/shard_{s}.pt")
+        predict_shard(root / f"models/shard_{s}.pt", mnist_prepared / "test.npz", 50, True, "cpu", 1,
+                      root / f"predictions/shard_{s}.parquet")
+    return root
+
+
+def test_predictions_table(small_run):
+    table = pq.read_table(small_run / "predictions/shard_1.parquet").to_pandas()
+    assert len(table) == 3 * 50 and sorted(table.model_id.unique()) == [3, 4, 5]
+    logits = np.stack(table.logits.to_numpy())
+    assert logits.shape == (150, 10) and (np.argmax(logits, axis=1) == table.vote).all()
+
+
+def test_certify_outputs(small_run, mnist_prepared, tmp_path):
+    metrics = certify_run("small", "mnist", sorted(small_run.glob("predictions/*.parquet")),
+                          sorted(small_run.glob("partition/shard_*.json")), mnist_prepared / "test.npz", 50,
+                          [0, 1, 2], ["dpa"], "hog_nn", tmp_path / "c.parquet", tmp_path / "m.json",
+                          tmp_path / "c.csv", tmp_path / "c.png")
+    cert = pq.read_table(tmp_path / "c.parquet").to_pandas()
+    assert list(cert.columns) == ["test_id", "label", "prediction", "radius_dpa"] and len(cert) == 50
+    assert ((cert.radius_dpa >= 0) == (cert.prediction == cert.label)).all()
+    assert cert.radius_dpa.max() <= 3  # 6 models: at most floor(6 / 2)
+    saved = json.loads((tmp_path / "m.json").read_text())
+    assert saved == metrics and saved["n_models"] == 6 and saved["n_train"] == 600
+    assert saved["certified_accuracy"]["dpa"]["0"] == pytest.approx((cert.radius_dpa >= 0).mean())
+    csv = (tmp_path / "c.csv").read_text().splitlines()
+    assert csv[0] == "radius,dpa" and float(csv[1].split(",")[1]) == pytest.approx(saved["clean_accuracy"])
+    assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_missing_predictions_are_an_error(small_run, mnist_prepared, tmp_path):
+    with pytest.raises(PipelineError, match="re-run predict for every shard"):
+        certify_run("small", "mnist", [small_run / "predictions/shard_0.parquet"],
+                    sorted(small_run.glob("partition/shard_*.json")), mnist_prepared / "test.npz", 50, [0], ["dpa"],
+                    "hog_nn", tmp_path / "c.parquet", tmp_path / "m.json", tmp_path / "c.csv", tmp_path / "c.png")
+    assert not list(tmp_path.iterdir())
+
+
+def test_training_data_changed_behind_the_shard_file(small_run, mnist_prepared, tmp_path):
+    from pipeline.data import load_split
+
+    images, labels, classes = load_split(mnist_prepared / "train.npz")
+    shard = json.loads((small_run / "partition/shard_0.json").read_text())
+    images = images.copy()
+    images[shard["models"][1]["sample_ids"][0]] ^= 1
+    _save_split(tmp_path / "train.npz", images, labels, classes, "edited")
+    with pytest.raises(PipelineError, match="model 1's training samples differ from the prepared data"):
+        train_shard(small_run / "partition/shard_0.json", tmp_path / "train.npz", "hog_nn", {}, "cpu", 1,
+                    tmp_path / "out.pt")
+    assert not (tmp_path / "out.pt").exists()
+
+
+def test_test_set_of_another_shape(small_run, tmp_path):
+    images = np.zeros((5, 32, 32, 3), np.uint8)
+    _save_split(tmp_path / "test.npz", images, np.zeros(5, np.int64), [str(c) for c in range(10)], "other")
+    with pytest.raises(PipelineError, match=r"test images \[32, 32, 3\] with 10 classes do not match"):
+        predict_shard(small_run / "models/shard_0.pt", tmp_path / "test.npz", None, False, "cpu", 1,
+                      tmp_path / "p.parquet")
+    assert not (tmp_path / "p.parquet").exists()
+
+
+def test_nan_scores_are_an_error(small_run, mnist_prepared, tmp_path, monkeypatch):
+    import torch
+
+    ckpt = torch.load(small_run / "models/shard_0.pt", weights_only=True)
+    ckpt["learner"] = "nan_learner"
+    torch.save(ckpt, tmp_path / "nan.pt")
+    fake = types.SimpleNamespace(predict=lambda states, images, n, params, device: np.full(
+        (len(states), len(images), n), np.nan, np.float32))
+    monkeypatch.setitem(learners.LEARNERS, "nan_learner", fake)
+    with pytest.raises(PipelineError, match="NaN or all -inf scores"):
+        predict_shard(tmp_path / "nan.pt", mnist_prepared / "test.npz", 20, False, "cpu", 1, tmp_path / "p.parquet")
+    assert not (tmp_path / "p.parquet").exists()
+
+
+def test_cli_reports_one_clear_error(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "pipeline", "predict", "--model", str(tmp_path / "nope.pt"),
+                             "--test", str(tmp_path / "test.npz"), "--out", str(tmp_path / "p.parquet")],
+                            capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("error: ") and len(result.stderr.strip().splitlines()) == 1
+    assert "checkpoint missing" in result.stderr and not (tmp_path / "p.parquet").exists()
+
+
+def test_cli_help_lists_every_stage():
+    out = subprocess.run([sys.executable, "-m", "pipeline", "--help"], capture_output=True, text=True, cwd=REPO).stdout
+    for stage in ("prepare", "partition", "train", "predict", "certify", "report"):
+        assert stage in out

@@ -1,0 +1,119 @@
+"""The workflow end to end through Snakemake on a tiny config (2,000 training / 200 test samples, k = 20)."""
+
+import json
+import re
+
+import pyarrow.parquet as pq
+import pytest
+
+from .conftest import make_project, run, snakemake, tiny_params, write_params
+
+pytestmark = pytest.mark.workflow
+
+OUTPUTS = ["work/tiny/certificates.parquet", "metrics/tiny.json", "plots/tiny_certified_accuracy.csv",
+           "plots/tiny_certified_accuracy.png", "report/index.html", "report/summary.txt"]
+
+
+def planned_jobs(project) -> dict:
+    """Rule -> job count of a dry run."""
+    out = snakemake(project, "-n").stdout
+    if "Nothing to be done" in out:
+        return {}
+    table = out[out.index("job"):out.index("total")]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", table, re.M)
+            if m.group(1) != "total"}
+
+
+def mtimes(project, pattern):
+    return {p: p.stat().st_mtime_ns for p in sorted(project.glob(pattern))}
+
+
+@pytest.fixture(scope="module")
+def raw_root(mnist_raw_dir):
+    return mnist_raw_dir.parent
+
+
+@pytest.fixture(scope="module")
+def tiny_project(tmp_path_factory, raw_root):
+    project = make_project(tmp_path_factory.mktemp("wf") / "project", tiny_params(raw_root))
+    assert planned_jobs(project) == {"prepare": 1, "partition_tiny": 1, "train": 2, "predict": 2, "certify": 1,
+                                     "report": 1, "all": 1}
+    result = snakemake(project)
+    return project, result
+
+
+def test_tiny_run_produces_every_output(tiny_project):
+    project, result = tiny_project
+    for name in OUTPUTS:
+        assert (project / name).is_file(), name
+    cert = pq.read_table(project / "work/tiny/certificates.parquet").to_pandas()
+    assert len(cert) == 200 and cert.radius_dpa.max() <= 10
+    metrics = json.loads((project / "metrics/tiny.json").read_text())
+    assert metrics["n_models"] == 20 and metrics["n_train"] == 2000 and metrics["n_test"] == 200
+    assert metrics["clean_accuracy"] > 0.8
+    assert metrics["certified_accuracy"]["dpa"]["0"] == metrics["clean_accuracy"]
+    # The table is printed at the end of the run.
+    assert "Certified accuracy (%) by radius" in result.stdout + result.stderr
+    assert "tiny DPA" in (project / "report/summary.txt").read_text()
+    assert (project / "logs/tiny/train/shard_0.log").exists()
+    assert (project / "logs/benchmarks/tiny/train_shard_0.tsv").exists()
+
+
+def test_second_run_does_nothing(tiny_project):
+    project, _ = tiny_project
+    assert planned_jobs(project) == {}
+    before = mtimes(project, "**/*.*")
+    snakemake(project)
+    assert mtimes(project, "**/*.*").items() >= {p: t for p, t in before.items() if ".snakemake" not in str(p)}.items()
+
+
+def test_changed_learner_parameter_retrains_but_does_not_repartition(tiny_project, raw_root):
+    project, _ = tiny_project
+    params = tiny_params(raw_root)
+    params["runs"]["tiny"]["learner"]["params"]["cells"] = [7]
+    write_params(project, params)
+    jobs = planned_jobs(project)
+    assert jobs.get("train") == 2 and jobs.get("predict") == 2 and jobs.get("certify") == 1
+    assert "partition_tiny" not in jobs and "prepare" not in jobs
+    partition_before = mtimes(project, "work/tiny/partition/*")
+    models_before = mtimes(project, "work/tiny/models/*")
+    snakemake(project)
+    assert mtimes(project, "work/tiny/partition/*") == partition_before
+    after = mtimes(project, "work/tiny/models/*")
+    assert all(after[p] != t for p, t in models_before.items())
+    assert planned_jobs(project) == {}
+
+
+def test_same_params_give_identical_results(tiny_project, tmp_path, raw_root):
+    first, _ = tiny_project
+    params = tiny_params(raw_root)
+    params["runs"]["tiny"]["learner"]["params"]["cells"] = [7]  # as the project is after the previous test
+    second = make_project(tmp_path / "again", params)
+    snakemake(second, "work/tiny/certificates.parquet")
+    for name in ["work/tiny/certificates.parquet", "work/tiny/predictions/shard_0.parquet",
+                 "work/tiny/predictions/shard_1.parquet"]:
+        assert pq.read_table(first / name).equals(pq.read_table(second / name)), name
+    for s in (0, 1):
+        assert (first / f"work/tiny/partition/shard_{s}.json").read_bytes() == \
+            (second / f"work/tiny/partition/shard_{s}.json").read_bytes()
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda p: p["runs"]["tiny"].update(k=0), "runs.tiny.k: 0 is less than the minimum of 1"),
+    (lambda p: p["runs"]["tiny"]["learner"].update(name="xgboost"), "runs.tiny.learner.name: 'xgboost' is not one of"),
+    (lambda p: p.update(radii=[0, 5, 3]), "radii: must be strictly increasing"),
+])
+def test_invalid_params_stop_snakemake_with_a_clear_message(tmp_path, raw_root, change, message):
+    params = tiny_params(raw_root)
+    change(params)
+    project = make_project(tmp_path / "bad", params)
+    result = snakemake(project, check=False)
+    assert result.returncode != 0
+    assert message in result.stdout + result.stderr
+    assert not any((project / d).exists() for d in ("work", "metrics", "plots", "report", "data"))
+
+
+def test_lint_is_clean(tiny_project):
+    project, _ = tiny_project
+    result = run(["snakemake", "--lint"], project, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
