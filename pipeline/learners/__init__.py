@@ -42,6 +42,8 @@ def pick_device(device: str = "auto"):
     """'auto' -> CUDA when available, else CPU; 'cpu' or 'cuda' as given."""
     import torch
 
+    torch.backends.cudnn.deterministic = True  # same seed and subset give the same model on a GPU too
+    torch.backends.cudnn.benchmark = False
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():
