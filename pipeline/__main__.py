@@ -37,7 +37,8 @@ def cmd_partition(a):
     images, labels, _ = load_split(a.train)
     if a.train_limit is not None:
         images, labels = images[:a.train_limit], labels[:a.train_limit]
-    assignment, shards = partition(images, labels, np.arange(len(labels)), a.method, a.k, a.d, a.hash, a.shard_size)
+    assignment, shards = partition(images, labels, np.arange(len(labels)), a.method, a.k, a.d, a.hash, a.shard_size,
+                                   a.versions)
     if len(shards) != a.expect_shards:
         raise PipelineError(f"partition made {len(shards)} shards but the workflow expects {a.expect_shards}")
     changed = write_partition(a.out_dir, assignment, shards)
@@ -62,8 +63,8 @@ def cmd_certify(a):
 
     m = certify_run(a.run, a.dataset, a.predictions, a.shards, a.test, a.test_limit, a.radii, a.methods, a.learner,
                     a.certificates, a.metrics, a.curve, a.plot)
-    print(f"{a.run}: clean accuracy {100 * m['clean_accuracy']:.2f} %, "
-          + ", ".join(f"median radius {k.upper()} {v}" for k, v in m["median_radius"].items()))
+    print(f"{a.run}: " + ", ".join(f"{m['methods'][k]} clean accuracy {100 * v:.2f} % median radius "
+                                   f"{m['median_radius'][k]}" for k, v in m["clean_accuracy"].items()))
 
 
 def cmd_report(a):
@@ -87,9 +88,10 @@ def parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("partition", help="hash training samples into buckets, write assignment and shard files")
     s.add_argument("--train", required=True, help="prepared train.npz")
-    s.add_argument("--method", default="dpa", choices=["dpa"], help="aggregation method")
+    s.add_argument("--method", default="dpa", choices=["dpa", "fa"], help="aggregation: dpa or fa (Finite Aggregation)")
     s.add_argument("--k", type=int, required=True, help="number of partitions")
-    s.add_argument("--d", type=int, default=1, help="FA spreading degree (1 for DPA)")
+    s.add_argument("--d", type=int, default=1, help="FA spreading degree: k*d buckets, each model trains on d (1 for DPA)")
+    s.add_argument("--versions", type=int, default=1, help="DPA*: models (seeds) per partition, logits summed")
     s.add_argument("--hash", default="pixel_sum", choices=["pixel_sum", "sha256"], help="bucket hash")
     s.add_argument("--shard-size", type=int, required=True, help="base models per shard (training job)")
     s.add_argument("--expect-shards", type=int, required=True, help="number of shards the workflow expects")
@@ -127,7 +129,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--test", required=True, help="prepared test.npz")
     s.add_argument("--test-limit", type=_limit, default=None, help="use only the first N test samples")
     s.add_argument("--radii", type=int, nargs="+", required=True, help="radii of the certified-accuracy table")
-    s.add_argument("--methods", nargs="+", default=["dpa"], choices=["dpa"], help="certificates to compute")
+    s.add_argument("--methods", nargs="+", default=["dpa"], choices=["dpa", "fa", "dpa_roe", "fa_roe"],
+                   help="certificates to compute (the *_roe ones need predictions with --logits)")
     s.add_argument("--certificates", required=True, help="output certificates.parquet")
     s.add_argument("--metrics", required=True, help="output metrics JSON")
     s.add_argument("--curve", required=True, help="output curve CSV")

@@ -64,12 +64,12 @@ def write_bytes_if_changed(path, data: bytes) -> bool:
     return True
 
 
-def write_parquet(path, table) -> None:
+def write_parquet(path, table, row_group_size=None) -> None:
     """Write a pyarrow Table atomically."""
     import pyarrow.parquet as pq
 
     with atomic_path(path) as tmp:
-        pq.write_table(table, tmp)
+        pq.write_table(table, tmp, row_group_size=row_group_size)
 
 
 def save_torch(path, obj) -> None:

@@ -30,6 +30,10 @@ def validate(params: dict, source: str = "params.yaml") -> dict:
     from .learners import resolve_params
 
     for name, run in params["runs"].items():
+        if run["method"] == "dpa" and run["d"] != 1:
+            raise PipelineError(f"{source}: runs.{name}.d: must be 1 for method dpa (d is FA's spreading degree)")
+        if run["versions"] > 1 and run["method"] != "dpa":
+            raise PipelineError(f"{source}: runs.{name}.versions: DPA* (versions > 1) applies to method dpa only")
         try:
             resolve_params(run["learner"]["name"], run["learner"]["params"])
         except PipelineError as err:

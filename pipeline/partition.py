@@ -106,12 +106,25 @@ def model_training_sets(images, labels, sample_ids, buckets, buckets_of_model):
     return [np.asarray(sample_ids)[rows] for rows in sets], sets
 
 
-def partition(images, labels, sample_ids, method="dpa", k=1, d=1, hash_name="pixel_sum", shard_size=100):
+VERSION_SEED_STRIDE = 1_000_000
+
+
+def model_seeds(model_id: int, versions: int = 1) -> list[int]:
+    """Seeds of base model ``model_id``: version v (DPA*) gets model_id + v * 1,000,000.
+
+    Version 0 is the model id itself (plain DPA/FA); seeds are distinct while there are fewer
+    than a million models.
+    """
+    return [model_id + v * VERSION_SEED_STRIDE for v in range(versions)]
+
+
+def partition(images, labels, sample_ids, method="dpa", k=1, d=1, hash_name="pixel_sum", shard_size=100, versions=1):
     """Assign samples to buckets and base models.
 
     Returns (assignment, shards): ``assignment`` a dict of columns sample_id, bucket, digest;
-    ``shards`` a list of JSON-ready dicts, one per shard, listing its models with their seeds,
-    buckets, content-ordered sample ids and the digest of their ordered training set.
+    ``shards`` a list of JSON-ready dicts, one per shard, listing its models with their seeds
+    (one per DPA* version), buckets, content-ordered sample ids and the digest of their ordered
+    training set.
     """
     if method == "dpa":
         d = 1
@@ -131,9 +144,10 @@ def partition(images, labels, sample_ids, method="dpa", k=1, d=1, hash_name="pix
     for s, models in enumerate(shard_ranges(len(row_sets), shard_size)):
         shards.append({
             "shard": s, "method": method, "k": k, "d": d, "n_buckets": n_buckets, "hash": hash_name,
+            "versions": versions,
             "models": [{
                 "model_id": i,
-                "seed": i,
+                "seeds": model_seeds(i, versions),
                 "buckets": buckets_of_model[i].tolist(),
                 "sample_ids": id_sets[i].tolist(),
                 "subset_sha256": subset_digest(digests[r] for r in row_sets[i]),

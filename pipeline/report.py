@@ -21,8 +21,11 @@ def table_rows(all_metrics: list[dict]):
     columns = [(m["run"], method) for m in all_metrics for method in m["certified_accuracy"]]
     radii = sorted({int(r) for m in all_metrics for acc in m["certified_accuracy"].values() for r in acc})
     by_key = {(m["run"], method): acc for m in all_metrics for method, acc in m["certified_accuracy"].items()}
-    header = ["radius"] + [f"{run} {method.upper()}" for run, method in columns]
+    names = {(m["run"], method): label for m in all_metrics for method, label in m["methods"].items()}
+    header = ["radius"] + [f"{run} {names[(run, method)]}" for run, method in columns]
     rows = [[str(r)] + [_pct(by_key[c].get(str(r))) for c in columns] for r in radii]
+    clean = {(m["run"], method): v for m in all_metrics for method, v in m["clean_accuracy"].items()}
+    rows.append(["clean acc."] + [_pct(clean[c]) for c in columns])
     median = {(m["run"], method): (v, m["median_radius_plus_one"][method])
               for m in all_metrics for method, v in m["median_radius"].items()}
     rows.append(["median R"] + ["-" if median[c][0] is None else str(median[c][0]) for c in columns])
@@ -42,10 +45,11 @@ def summary_text(all_metrics: list[dict]) -> str:
         size = m["partition_size"]
         lines.append(f"{m['run']}: {m['dataset']} {m['method'].upper()} k={m['k']}"
                      + (f" d={m['d']}" if m["method"] == "fa" else "")
+                     + (f" versions={m['versions']}" if m.get("versions", 1) > 1 else "")
                      + f", learner {m['learner']}, {m['n_models']} models, {m['n_train']} training / {m['n_test']} test "
                      f"samples, partition size min {size['min']} / mean {size['mean']:.1f} / max {size['max']}")
-    lines.append("median R: largest radius with certified accuracy >= 50 %; R+1 (orig.) is what the original DPA "
-                 "scripts printed")
+    lines.append("clean acc.: accuracy of the method's prediction; median R: largest radius with certified accuracy "
+                 ">= 50 %; R+1 (orig.) is what the original DPA scripts printed")
     return "\n".join(lines) + "\n"
 
 

@@ -5,39 +5,104 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import atomic_path, write_json, write_parquet, write_text
-from .certify import dpa
+from .certify import dpa, fa, roe
+from .certify.buckets import bucket_feeds
 from .errors import PipelineError
 from .metrics import certified_accuracy, curve, median_radius
 from .predict import test_subset
 from .train import read_shard
 
-METHODS = {"dpa": dpa.certify}
+# name -> (needs logits, certify(votes, logits, labels, n_classes, feed) -> (prediction, radius))
+METHODS = {
+    "dpa": (False, lambda v, z, y, n, feed: dpa.certify(v, y, n)),
+    "fa": (False, lambda v, z, y, n, feed: fa.certify(v, y, n, feed)),
+    "dpa_roe": (True, lambda v, z, y, n, feed: roe.certify_dpa(v, z, y, n)),
+    "fa_roe": (True, lambda v, z, y, n, feed: roe.certify_fa(v, z, y, n, feed)),
+}
+CHUNK_BYTES = 256 * 2**20  # memory for one chunk of test samples' votes (and logits)
 
 
-def gather_votes(prediction_paths, n_test: int, n_models: int) -> np.ndarray:
-    """votes int16[n_test, n_models] from the per-shard long tables; column j is model j.
+def method_names(method: str, run_off: bool) -> list[str]:
+    """Certificates of a run: its aggregation (dpa or fa), and Run-Off Election on top if asked."""
+    return [method] + ([f"{method}_roe"] if run_off else [])
 
-    Every (test sample, model) pair must appear exactly once.
+
+def label_of(name: str, versions: int = 1) -> str:
+    """Display name: dpa -> DPA, fa_roe -> FA+ROE, DPA with several versions -> DPA*."""
+    base, _, extra = name.partition("_")
+    base = base.upper() + ("*" if versions > 1 and base == "dpa" else "")
+    return base + ("+ROE" if extra == "roe" else "")
+
+
+def read_layout(shard_paths):
+    """Models of the run by explicit model id: (shards, model_buckets int64[n_models, d], sizes int64[n_models])."""
+    shards = [read_shard(p) for p in shard_paths]
+    models = sorted((m for s in shards for m in s["models"]), key=lambda m: m["model_id"])
+    if [m["model_id"] for m in models] != list(range(len(models))):
+        raise PipelineError("shard files do not hold model ids 0..n-1 exactly once; re-run the partition step")
+    buckets = np.array([m["buckets"] for m in models], dtype=np.int64)
+    sizes = np.array([len(m["sample_ids"]) for m in models], dtype=np.int64)
+    return shards, models, buckets, sizes
+
+
+def load_chunk(prediction_paths, start: int, stop: int, n_models: int, with_logits: bool):
+    """votes int16[stop - start, n_models] (column j = model j) and, if asked, logits float32[..., C].
+
+    Every (test sample, model) pair of the chunk must appear exactly once.
     """
     import pyarrow.parquet as pq
 
-    votes = np.full((n_test, n_models), -1, dtype=np.int16)
-    seen = np.zeros((n_test, n_models), dtype=np.uint8)
+    n = stop - start
+    votes = np.full((n, n_models), -1, dtype=np.int16)
+    seen = np.zeros((n, n_models), dtype=np.uint8)
+    logits = None
+    columns = ["test_id", "model_id", "vote"] + (["logits"] if with_logits else [])
     for path in prediction_paths:
-        table = pq.read_table(path, columns=["test_id", "model_id", "vote"])
-        t = table["test_id"].to_numpy()
-        m = table["model_id"].to_numpy()
-        if t.size and (t.min() < 0 or t.max() >= n_test or m.min() < 0 or m.max() >= n_models):
-            raise PipelineError(f"{path}: test or model ids out of range (expected {n_test} test samples, "
-                                f"{n_models} models); re-run predict with the current data and partition")
-        if len(np.unique(t.astype(np.int64) * n_models + m)) != len(t):
+        try:
+            table = pq.read_table(path, columns=columns, filters=[("test_id", ">=", start), ("test_id", "<", stop)])
+        except Exception as err:
+            raise PipelineError(f"{path}: unreadable predictions ({type(err).__name__}: {err}); re-run predict "
+                                "(with logits where a Run-Off Election certificate is asked for)") from None
+        t = table["test_id"].to_numpy().astype(np.int64) - start
+        m = table["model_id"].to_numpy().astype(np.int64)
+        if m.size and (m.min() < 0 or m.max() >= n_models):
+            raise PipelineError(f"{path}: model ids out of range (the run has {n_models} models); "
+                                "re-run predict with the current partition")
+        if len(np.unique(t * n_models + m)) != len(t):
             raise PipelineError(f"{path}: a (test sample, model) pair appears twice; re-run predict for this shard")
         votes[t, m] = table["vote"].to_numpy()
         seen[t, m] += 1
+        if with_logits:
+            flat = table["logits"].combine_chunks()
+            values = flat.flatten().to_numpy().reshape(len(t), -1)
+            if logits is None:
+                logits = np.empty((n, n_models, values.shape[1]), dtype=np.float32)
+            logits[t, m] = values
     if not (seen == 1).all():
-        raise PipelineError(f"predictions cover {int((seen > 0).sum())} of {n_test * n_models} (test, model) pairs "
-                            "exactly once; re-run predict for every shard of this run")
-    return votes
+        raise PipelineError(f"predictions cover {int((seen > 0).sum())} of {n * n_models} (test sample, model) pairs "
+                            f"of test samples {start}..{stop - 1}; re-run predict for every shard of this run")
+    return votes, logits
+
+
+def certify_all(prediction_paths, labels, n_classes, n_models, methods, feed=None):
+    """Predictions and radii of every method, chunk by chunk over the test samples.
+
+    Returns ({method: (prediction int64[n_test], radius int64[n_test])}, base-model accuracy).
+    """
+    with_logits = any(METHODS[m][0] for m in methods)
+    per_test = n_models * (3 + (4 * n_classes if with_logits else 0))
+    step = max(1, CHUNK_BYTES // per_test)
+    out = {m: (np.empty(len(labels), np.int64), np.empty(len(labels), np.int64)) for m in methods}
+    correct_votes = 0
+    for start in range(0, len(labels), step):
+        stop = min(start + step, len(labels))
+        votes, logits = load_chunk(prediction_paths, start, stop, n_models, with_logits)
+        y = labels[start:stop]
+        correct_votes += int((votes == y[:, None]).sum())
+        for m in methods:
+            prediction, radius = METHODS[m][1](votes, logits, y, n_classes, feed)
+            out[m][0][start:stop], out[m][1][start:stop] = prediction, radius
+    return out, correct_votes / max(1, len(labels) * n_models)
 
 
 def plot_curves(path, curves: dict, title: str) -> None:
@@ -48,7 +113,7 @@ def plot_curves(path, curves: dict, title: str) -> None:
 
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
     for method, (radii, accuracy) in curves.items():
-        ax.step(radii, 100 * accuracy, where="post", label=method.upper())
+        ax.step(radii, 100 * accuracy, where="post", label=method)
     ax.set_xlabel("radius (inserted + removed training samples)")
     ax.set_ylabel("certified accuracy (%)")
     ax.set_ylim(0, 100)
@@ -75,38 +140,39 @@ def certify_run(run, dataset, prediction_paths, shard_paths, test_path, test_lim
                 certificates_out, metrics_out, curve_out, plot_out):
     import pyarrow as pa
 
-    shards = [read_shard(p) for p in shard_paths]
-    models = [m for s in shards for m in s["models"]]
-    sizes = np.array([len(m["sample_ids"]) for m in models])
-    images, labels, class_names = test_subset(test_path, test_limit)
-    votes = gather_votes(prediction_paths, len(labels), len(models))
+    shards, models, buckets, sizes = read_layout(shard_paths)
+    _, labels, class_names = test_subset(test_path, test_limit)
+    feed = bucket_feeds(buckets) if any(m.startswith("fa") for m in methods) else None
+    results, base_accuracy = certify_all(prediction_paths, labels, len(class_names), len(models), methods, feed)
+
     columns = {"test_id": np.arange(len(labels), dtype=np.int32), "label": labels.astype(np.int16)}
-    results = {}
-    for method in methods:
-        prediction, radius = METHODS[method](votes, labels, len(class_names))
-        columns.setdefault("prediction", prediction.astype(np.int16))
-        columns[f"radius_{method}"] = radius.astype(np.int32)
-        results[method] = radius
+    for m, (prediction, radius) in results.items():
+        suffix = "_roe" if m.endswith("_roe") else ""
+        columns.setdefault(f"prediction{suffix}", prediction.astype(np.int16))
+        columns[f"radius_{m}"] = radius.astype(np.int32)
     write_parquet(certificates_out, pa.table(columns))
 
-    curves = {m: curve(r) for m, r in results.items()}
-    first = methods[0]
-    median = {m: median_radius(r) for m, r in results.items()}
+    info = shards[0]
+    versions = info.get("versions", 1)
+    median = {m: median_radius(r) for m, (_, r) in results.items()}
     metrics = {
-        "run": run, "dataset": dataset, "method": shards[0]["method"], "k": shards[0]["k"], "d": shards[0]["d"],
-        "hash": shards[0]["hash"], "learner": learner,
+        "run": run, "dataset": dataset, "method": info["method"], "k": info["k"], "d": info["d"],
+        "versions": versions, "hash": info["hash"], "learner": learner,
+        "methods": {m: label_of(m, versions) for m in methods},
         "n_train": int(len({i for m in models for i in m["sample_ids"]})), "n_test": int(len(labels)),
         "n_models": len(models),
-        "clean_accuracy": float((results[first] >= 0).mean()),
-        "base_model_accuracy": float((votes == labels[:, None]).mean()),
+        "clean_accuracy": {m: float((p == labels).mean()) for m, (p, _) in results.items()},
+        "base_model_accuracy": base_accuracy,
         "certified_accuracy": {m: {str(r): float(a) for r, a in zip(radii, certified_accuracy(res, radii))}
-                               for m, res in results.items()},
+                               for m, (_, res) in results.items()},
         "median_radius": median,
         "median_radius_plus_one": {m: (None if v is None else v + 1) for m, v in median.items()},
         "partition_size": {"min": int(sizes.min()), "mean": float(sizes.mean()),
                            "median": float(np.median(sizes)), "max": int(sizes.max())},
     }
     write_json(metrics_out, metrics, sort_keys=False)
+    curves = {m: curve(r) for m, (_, r) in results.items()}
     write_text(curve_out, curve_csv(curves))
-    plot_curves(plot_out, curves, f"{run}: {metrics['method'].upper()} k={metrics['k']}, {learner}")
+    title = f"{run}: {label_of(info['method'], versions)} k={info['k']}" + (f" d={info['d']}" if info["method"] == "fa" else "")
+    plot_curves(plot_out, {metrics["methods"][m]: c for m, c in curves.items()}, f"{title}, {learner}")
     return metrics

@@ -34,7 +34,7 @@ def training_subset(images, labels, model: dict, shard_path):
 
 
 def train_shard(shard_path, train_path, learner_name, learner_params, device="auto", threads=1, out=None):
-    """Fit every model of the shard and save their states to ``out`` (torch checkpoint)."""
+    """Fit every model of the shard (each DPA* version with its own seed) and save them to ``out``."""
     import torch
 
     torch.set_num_threads(max(1, threads))
@@ -46,8 +46,9 @@ def train_shard(shard_path, train_path, learner_name, learner_params, device="au
     models = []
     for model in bar(shard["models"], desc=f"train shard {shard['shard']} ({learner_name})"):
         x, y = training_subset(images, labels, model, shard_path)
-        state = learner.fit(x, y, len(class_names), model["seed"], params, dev)
-        models.append({"model_id": model["model_id"], "seed": model["seed"], "n_samples": len(y), "state": state})
+        versions = [learner.fit(x, y, len(class_names), seed, params, dev) for seed in model["seeds"]]
+        models.append({"model_id": model["model_id"], "seeds": model["seeds"], "n_samples": len(y),
+                       "versions": versions})
     save_torch(out, {
         "learner": learner_name, "params": params, "n_classes": len(class_names), "class_names": class_names,
         "image_shape": list(images.shape[1:]), "shard": shard["shard"], "models": models,

@@ -1,12 +1,13 @@
-# certify: gather every shard's votes, compute the certificates, metrics, curve (CSV + PNG).
+# certify: gather every shard's votes (and logits), compute the certificates (DPA or FA, +ROE),
+# metrics and the curve (CSV + PNG). The bucket -> models layout comes from the shard files.
 
 
 rule certify:
     input:
         predictions=lambda w: shard_files(w.run, "work/{run}/predictions/shard_{shard}.parquet"),
-        shards=lambda w: shard_files(w.run, "work/{run}/partition/shard_{shard}.json"),
         test=lambda w: prepared(RUNS[w.run]["dataset"], "test"),
         code=code("results.py", "certify/*.py", "metrics.py", "predict.py", "data/prepared.py"),
+        layout=lambda w: shard_files(w.run, "work/{run}/partition/shard_{shard}.json"),
     output:
         certificates="work/{run}/certificates.parquet",
         metrics="metrics/{run}.json",
@@ -15,7 +16,7 @@ rule certify:
     params:
         dataset=lambda w: RUNS[w.run]["dataset"],
         learner=lambda w: RUNS[w.run]["learner"]["name"],
-        methods=lambda w: RUNS[w.run]["method"],
+        methods=lambda w: certificate_methods(w.run),
         test_limit=lambda w: RUNS[w.run]["test_limit"],
         radii=config["radii"],
     conda:
@@ -29,7 +30,7 @@ rule certify:
         runtime=30,
     shell:
         "python -m pipeline certify --run {wildcards.run} --dataset {params.dataset} --learner {params.learner}"
-        " --predictions {input.predictions:q} --shards {input.shards:q} --test {input.test:q}"
+        " --predictions {input.predictions:q} --shards {input.layout:q} --test {input.test:q}"
         " --test-limit {params.test_limit} --radii {params.radii} --methods {params.methods}"
         " --certificates {output.certificates:q} --metrics {output.metrics:q} --curve {output.curve:q}"
         " --plot {output.plot:q} > {log:q} 2>&1"

@@ -27,12 +27,18 @@ def prepared(dataset, split):
 
 def shard_count(run):
     cfg = RUNS[run]
-    return n_shards(cfg["method"], cfg["k"], cfg.get("d", 1), cfg["shard_size"])
+    return n_shards(cfg["method"], cfg["k"], cfg["d"], cfg["shard_size"])
 
 
 def shard_files(run, pattern):
     """One path per shard of a run, e.g. pattern 'work/{run}/models/shard_{shard}.pt'."""
     return [pattern.format(run=run, shard=s) for s in range(shard_count(run))]
+
+
+def certificate_methods(run):
+    """Certificates of a run: dpa or fa, plus dpa_roe or fa_roe when roe is on."""
+    cfg = RUNS[run]
+    return [cfg["method"]] + ([f"{cfg['method']}_roe"] if cfg["roe"] else [])
 
 
 def code(*modules):

@@ -1,4 +1,5 @@
-# partition: bucket every training sample (pixel-sum hash) and write each shard's model training sets.
+# partition: bucket every training sample (pixel-sum hash) and write each shard's model training sets
+# (DPA: model i <- bucket i; FA: model i <- buckets (i - s_j) mod k*d).
 # One rule per run, because the number of shard files depends on the run's k and shard size.
 
 for _run, _cfg in RUNS.items():
@@ -15,7 +16,8 @@ for _run, _cfg in RUNS.items():
         params:
             method=_cfg["method"],
             k=_cfg["k"],
-            d=_cfg.get("d", 1),
+            d=_cfg["d"],
+            versions=_cfg["versions"],
             hash=_cfg["hash"],
             shard_size=_cfg["shard_size"],
             n_shards=shard_count(_run),
@@ -32,6 +34,6 @@ for _run, _cfg in RUNS.items():
             runtime=30,
         shell:
             "python -m pipeline partition --train {input.train:q} --method {params.method} --k {params.k}"
-            " --d {params.d} --hash {params.hash} --shard-size {params.shard_size}"
+            " --d {params.d} --versions {params.versions} --hash {params.hash} --shard-size {params.shard_size}"
             " --expect-shards {params.n_shards} --train-limit {params.train_limit}"
             " --out-dir {params.out_dir:q} > {log:q} 2>&1"

@@ -1,4 +1,4 @@
-# predict: scores and votes of every model of one shard on every test sample.
+# predict: votes (and, for Run-Off Election, float32 logits) of one shard's models on every test sample.
 
 
 rule predict:
@@ -10,6 +10,7 @@ rule predict:
         "work/{run}/predictions/shard_{shard}.parquet",
     params:
         test_limit=lambda w: RUNS[w.run]["test_limit"],
+        logits=lambda w: "--logits" if RUNS[w.run]["roe"] else "--no-logits",
         device=config["device"],
     threads: 1
     conda:
@@ -23,4 +24,4 @@ rule predict:
         runtime=60,
     shell:
         "python -m pipeline predict --model {input.model:q} --test {input.test:q} --test-limit {params.test_limit}"
-        " --device {params.device} --threads {threads} --out {output:q} > {log:q} 2>&1"
+        " {params.logits} --device {params.device} --threads {threads} --out {output:q} > {log:q} 2>&1"

@@ -33,6 +33,10 @@ def test_shipped_configs_are_valid():
     (lambda p: p["runs"]["mnist_dpa_k1200"].pop("shard_size"), r"runs\.mnist_dpa_k1200: 'shard_size' is a required"),
     (lambda p: p["runs"]["mnist_dpa_k1200"].update(method="magic"), r"runs\.mnist_dpa_k1200\.method: 'magic'"),
     (lambda p: p["data"].update(sources=["ftp"]), r"data\.sources\.0: 'ftp' is not one of"),
+    (lambda p: p["runs"]["mnist_dpa_k1200"].update(d=4), r"runs\.mnist_dpa_k1200\.d: must be 1 for method dpa"),
+    (lambda p: p["runs"]["mnist_dpa_k1200"].update(method="fa", versions=3),
+     r"runs\.mnist_dpa_k1200\.versions: DPA\* \(versions > 1\) applies to method dpa only"),
+    (lambda p: p["runs"]["mnist_dpa_k1200"].update(roe="yes"), r"runs\.mnist_dpa_k1200\.roe: 'yes' is not of type"),
     (lambda p: p.update(colour="blue"), r"\(top level\): Additional properties are not allowed \('colour'"),
 ])
 def test_invalid_params_name_the_key(params, change, message):

@@ -24,7 +24,7 @@ def test_dpa_partition_covers_every_sample_once(mnist_train):
     images, labels = images[:3000], labels[:3000]
     assignment, shards = partition(images, labels, np.arange(3000), "dpa", k=30, shard_size=7)
     models = [m for s in shards for m in s["models"]]
-    assert [m["model_id"] for m in models] == list(range(30)) and [m["seed"] for m in models] == list(range(30))
+    assert [m["model_id"] for m in models] == list(range(30)) and [m["seeds"] for m in models] == [[i] for i in range(30)]
     assert [len(s["models"]) for s in shards] == [7, 7, 7, 7, 2]
     ids = np.concatenate([m["sample_ids"] for m in models])
     assert sorted(ids.tolist()) == list(range(3000))

@@ -47,17 +47,22 @@ def test_predictions_table(small_run):
 def test_certify_outputs(small_run, mnist_prepared, tmp_path):
     metrics = certify_run("small", "mnist", sorted(small_run.glob("predictions/*.parquet")),
                           sorted(small_run.glob("partition/shard_*.json")), mnist_prepared / "test.npz", 50,
-                          [0, 1, 2], ["dpa"], "hog_nn", tmp_path / "c.parquet", tmp_path / "m.json",
+                          [0, 1, 2], ["dpa", "dpa_roe"], "hog_nn", tmp_path / "c.parquet", tmp_path / "m.json",
                           tmp_path / "c.csv", tmp_path / "c.png")
     cert = pq.read_table(tmp_path / "c.parquet").to_pandas()
-    assert list(cert.columns) == ["test_id", "label", "prediction", "radius_dpa"] and len(cert) == 50
+    assert list(cert.columns) == ["test_id", "label", "prediction", "radius_dpa", "prediction_roe",
+                                  "radius_dpa_roe"] and len(cert) == 50
     assert ((cert.radius_dpa >= 0) == (cert.prediction == cert.label)).all()
+    assert ((cert.radius_dpa_roe >= 0) == (cert.prediction_roe == cert.label)).all()
     assert cert.radius_dpa.max() <= 3  # 6 models: at most floor(6 / 2)
     saved = json.loads((tmp_path / "m.json").read_text())
     assert saved == metrics and saved["n_models"] == 6 and saved["n_train"] == 600
     assert saved["certified_accuracy"]["dpa"]["0"] == pytest.approx((cert.radius_dpa >= 0).mean())
     csv = (tmp_path / "c.csv").read_text().splitlines()
-    assert csv[0] == "radius,dpa" and float(csv[1].split(",")[1]) == pytest.approx(saved["clean_accuracy"])
+    assert saved["clean_accuracy"]["dpa"] == pytest.approx((cert.prediction == cert.label).mean())
+    assert saved["methods"] == {"dpa": "DPA", "dpa_roe": "DPA+ROE"}
+    assert csv[0] == "radius,dpa,dpa_roe"
+    assert float(csv[1].split(",")[1]) == pytest.approx(saved["clean_accuracy"]["dpa"])
     assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
 
 

@@ -50,11 +50,12 @@ def test_tiny_run_produces_every_output(tiny_project):
     assert len(cert) == 200 and cert.radius_dpa.max() <= 10
     metrics = json.loads((project / "metrics/tiny.json").read_text())
     assert metrics["n_models"] == 20 and metrics["n_train"] == 2000 and metrics["n_test"] == 200
-    assert metrics["clean_accuracy"] > 0.8
-    assert metrics["certified_accuracy"]["dpa"]["0"] == metrics["clean_accuracy"]
+    assert metrics["clean_accuracy"]["dpa"] > 0.8 and metrics["clean_accuracy"]["dpa_roe"] > 0.8
+    assert metrics["certified_accuracy"]["dpa"]["0"] == metrics["clean_accuracy"]["dpa"]
+    assert metrics["certified_accuracy"]["dpa_roe"]["0"] == metrics["clean_accuracy"]["dpa_roe"]
     # The table is printed at the end of the run.
     assert "Certified accuracy (%) by radius" in result.stdout + result.stderr
-    assert "tiny DPA" in (project / "report/summary.txt").read_text()
+    assert "tiny DPA+ROE" in (project / "report/summary.txt").read_text()
     assert (project / "logs/tiny/train/shard_0.log").exists()
     assert (project / "logs/benchmarks/tiny/train_shard_0.tsv").exists()
 
@@ -117,3 +118,35 @@ def test_lint_is_clean(tiny_project):
     project, _ = tiny_project
     result = run(["snakemake", "--lint"], project, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_fa_and_dpa_star_runs_end_to_end(tmp_path, raw_root):
+    params = tiny_params(raw_root)
+    tiny = params["runs"].pop("tiny")
+    params["runs"]["fa"] = {**tiny, "method": "fa", "k": 10, "d": 4, "roe": True, "shard_size": 10}
+    params["runs"]["dpastar"] = {**tiny, "versions": 2, "roe": True, "shard_size": 20,
+                                 "learner": {"name": "small_cnn", "params": {"epochs": 2, "width": 8}}}
+    project = make_project(tmp_path / "fa", params)
+    snakemake(project)
+
+    fa_metrics = json.loads((project / "metrics/fa.json").read_text())
+    assert fa_metrics["n_models"] == 40 and fa_metrics["methods"] == {"fa": "FA", "fa_roe": "FA+ROE"}
+    layout = [json.loads((project / f"work/fa/partition/shard_{s}.json").read_text()) for s in range(4)]
+    from pipeline.partition import fa_offsets
+
+    offsets = fa_offsets(10, 4)
+    for shard in layout:
+        for model in shard["models"]:
+            assert model["buckets"] == [(model["model_id"] - s) % 40 for s in offsets]
+    cert = pq.read_table(project / "work/fa/certificates.parquet").to_pandas()
+    assert {"radius_fa", "radius_fa_roe", "prediction_roe"} <= set(cert.columns) and len(cert) == 200
+    assert cert.radius_fa.max() <= 40
+
+    star = json.loads((project / "metrics/dpastar.json").read_text())
+    assert star["versions"] == 2 and star["methods"] == {"dpa": "DPA*", "dpa_roe": "DPA*+ROE"}
+    shard = json.loads((project / "work/dpastar/partition/shard_0.json").read_text())
+    assert shard["models"][3]["seeds"] == [3, 1_000_003]
+    summary = (project / "report/summary.txt").read_text()
+    assert "fa FA+ROE" in summary and "dpastar DPA*+ROE" in summary
+    header = (project / "plots/fa_certified_accuracy.csv").read_text().splitlines()[0]
+    assert header == "radius,fa,fa_roe"
