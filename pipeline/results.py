@@ -48,13 +48,15 @@ def read_layout(shard_paths):
 def load_chunk(prediction_paths, start: int, stop: int, n_models: int, with_logits: bool):
     """votes int16[stop - start, n_models] (column j = model j) and, if asked, logits float32[..., C].
 
-    Every (test sample, model) pair of the chunk must appear exactly once.
+    Every (test sample, model) pair of the chunk must appear exactly once: all pairs are seen and
+    the files hold exactly as many rows as there are pairs (so none appears twice).
     """
     import pyarrow.parquet as pq
 
     n = stop - start
     votes = np.full((n, n_models), -1, dtype=np.int16)
-    seen = np.zeros((n, n_models), dtype=np.uint8)
+    seen = np.zeros((n, n_models), dtype=bool)
+    rows = 0
     logits = None
     columns = ["test_id", "model_id", "vote"] + (["logits"] if with_logits else [])
     for path in prediction_paths:
@@ -68,19 +70,19 @@ def load_chunk(prediction_paths, start: int, stop: int, n_models: int, with_logi
         if m.size and (m.min() < 0 or m.max() >= n_models):
             raise PipelineError(f"{path}: model ids out of range (the run has {n_models} models); "
                                 "re-run predict with the current partition")
-        if len(np.unique(t * n_models + m)) != len(t):
-            raise PipelineError(f"{path}: a (test sample, model) pair appears twice; re-run predict for this shard")
         votes[t, m] = table["vote"].to_numpy()
-        seen[t, m] += 1
+        seen[t, m] = True
+        rows += len(t)
         if with_logits:
             flat = table["logits"].combine_chunks()
             values = flat.flatten().to_numpy().reshape(len(t), -1)
             if logits is None:
                 logits = np.empty((n, n_models, values.shape[1]), dtype=np.float32)
             logits[t, m] = values
-    if not (seen == 1).all():
-        raise PipelineError(f"predictions cover {int((seen > 0).sum())} of {n * n_models} (test sample, model) pairs "
-                            f"of test samples {start}..{stop - 1}; re-run predict for every shard of this run")
+    if rows != n * n_models or not seen.all():
+        raise PipelineError(f"predictions of test samples {start}..{stop - 1} hold {rows} rows for {int(seen.sum())} of "
+                            f"{n * n_models} (test sample, model) pairs, each expected exactly once; re-run predict for "
+                            "every shard of this run")
     return votes, logits
 
 

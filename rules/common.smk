@@ -5,6 +5,9 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, workflow.basedir)  # the pipeline package next to this workflow
+# Jobs run `python -m pipeline`: let that be the interpreter running Snakemake (e.g. .venv/bin/python
+# when started as .venv/bin/snakemake); a conda environment, when used, comes first in PATH anyway.
+os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
 
 from pipeline.config import validate
 from pipeline.errors import PipelineError

@@ -74,6 +74,15 @@ def test_missing_predictions_are_an_error(small_run, mnist_prepared, tmp_path):
     assert not list(tmp_path.iterdir())
 
 
+def test_duplicate_predictions_are_an_error(small_run, mnist_prepared, tmp_path):
+    preds = sorted(small_run.glob("predictions/*.parquet"))
+    with pytest.raises(PipelineError, match="each expected exactly once"):
+        certify_run("small", "mnist", preds + preds[:1], sorted(small_run.glob("partition/shard_*.json")),
+                    mnist_prepared / "test.npz", 50, [0], ["dpa"], "hog_nn", tmp_path / "c.parquet",
+                    tmp_path / "m.json", tmp_path / "c.csv", tmp_path / "c.png")
+    assert not list(tmp_path.iterdir())
+
+
 def test_training_data_changed_behind_the_shard_file(small_run, mnist_prepared, tmp_path):
     from pipeline.data import load_split
 
@@ -124,3 +133,17 @@ def test_cli_help_lists_every_stage():
     out = subprocess.run([sys.executable, "-m", "pipeline", "--help"], capture_output=True, text=True, cwd=REPO).stdout
     for stage in ("prepare", "partition", "train", "predict", "certify", "report"):
         assert stage in out
+
+
+def test_dpa_star_sums_the_versions_of_each_model():
+    from pipeline.partition import model_seeds
+    from pipeline.predict import model_logits
+
+    assert model_seeds(7, 3) == [7, 1_000_007, 2_000_007] and model_seeds(7) == [7]
+    fake = types.SimpleNamespace(predict=lambda states, images, n, params, device: np.stack(
+        [np.full((len(images), n), s["value"], np.float32) for s in states]))
+    ckpt = {"n_classes": 3, "params": {}, "models": [
+        {"model_id": 0, "versions": [{"value": 1.0}, {"value": 2.0}]},
+        {"model_id": 1, "versions": [{"value": 10.0}, {"value": -4.0}]}]}
+    logits = model_logits(fake, ckpt, np.zeros((5, 2, 2), np.uint8), None)
+    assert logits.shape == (2, 5, 3) and (logits[0] == 3.0).all() and (logits[1] == 6.0).all()

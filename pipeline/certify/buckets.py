@@ -1,5 +1,8 @@
 """Per-bucket sums over the models a bucket feeds (FA: bucket b feeds d models)."""
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 from ..errors import PipelineError
@@ -22,30 +25,75 @@ def bucket_feeds(model_buckets: np.ndarray) -> np.ndarray:
     return (order // d).reshape(n_buckets, d)
 
 
-def bucket_sums(flags: np.ndarray, feed: np.ndarray) -> np.ndarray:
-    """Per bucket and class, how many of the bucket's models have the flag set.
+def circulant_offsets(feed: np.ndarray):
+    """Offsets s_j when bucket b feeds models (b + s_j) mod K for every b (FA's layout), else None."""
+    n_buckets = feed.shape[0]
+    offsets = feed[0]
+    expected = (np.arange(n_buckets)[:, None] + offsets[None, :]) % n_buckets
+    return offsets if feed.shape[0] == feed.size // feed.shape[1] and np.array_equal(np.sort(expected, 1), feed) else None
 
-    flags: bool[n, n_models, C]; feed: int[n_buckets, d] -> uint8[n, n_buckets, C].
-    Counts of several classes are packed into one int64 per model so that the d-fold
-    gather and sum over each bucket's models runs once per group of classes.
-    """
-    n, _, n_classes = flags.shape
-    d = feed.shape[1]
+
+def _sum_over_feed(packed: np.ndarray, feed: np.ndarray, offsets) -> np.ndarray:
+    """sum_j packed[:, feed[b, j]] for every bucket b: int64[n, n_models] -> int64[n, n_buckets]."""
+    if offsets is None:
+        return packed[:, feed].sum(axis=2)
+    total = np.zeros((packed.shape[0], feed.shape[0]), dtype=np.int64)
+    n = feed.shape[0]
+    for s in offsets.tolist():  # bucket b gets model (b + s) mod K: a rotation, two contiguous slices
+        total[:, :n - s] += packed[:, s:]
+        total[:, n - s:] += packed[:, :s]
+    return total
+
+
+def _layout(d: int, n_classes: int):
     bits = max(1, int(d).bit_length())
     per_word = max(1, 63 // bits)
-    mask = (1 << bits) - 1
-    out = np.empty((n, feed.shape[0], n_classes), dtype=np.uint8)
+    return bits, per_word, (1 << bits) - 1
+
+
+def bucket_vote_counts(votes: np.ndarray, feed: np.ndarray, n_classes: int, offsets=None) -> np.ndarray:
+    """Per bucket, how many of its models vote for each class: votes int[n, m] -> uint8[n, C, n_buckets].
+
+    The counts of several classes are packed into one int64 per model (a few bits per class), so
+    each bucket's d-fold sum runs once per group of classes.
+    """
+    bits, per_word, mask = _layout(feed.shape[1], n_classes)
+    out = np.empty((votes.shape[0], n_classes, feed.shape[0]), dtype=np.uint8)
+    v = votes.astype(np.int64)
     for start in range(0, n_classes, per_word):
-        group = range(start, min(start + per_word, n_classes))
-        packed = np.zeros(flags.shape[:2], dtype=np.int64)
-        for offset, c in enumerate(group):
-            packed |= flags[:, :, c].astype(np.int64) << (offset * bits)
-        summed = packed[:, feed].sum(axis=2)
-        for offset, c in enumerate(group):
-            out[:, :, c] = (summed >> (offset * bits)) & mask
+        stop = min(start + per_word, n_classes)
+        in_group = (v >= start) & (v < stop)
+        packed = np.where(in_group, np.left_shift(1, (v - start) * bits, dtype=np.int64), 0)
+        summed = _sum_over_feed(packed, feed, offsets)
+        for c in range(start, stop):
+            out[:, c] = (summed >> ((c - start) * bits)) & mask
     return out
 
 
-def one_hot(votes: np.ndarray, n_classes: int) -> np.ndarray:
-    """votes int[n, m] -> bool[n, m, C]."""
-    return votes[:, :, None] == np.arange(n_classes, dtype=votes.dtype)
+def bucket_flag_counts(flags: np.ndarray, feed: np.ndarray, offsets=None) -> np.ndarray:
+    """Per bucket and class, how many of its models have the flag: bool[n, m, C] -> uint8[n, C, n_buckets]."""
+    n_classes = flags.shape[2]
+    bits, per_word, mask = _layout(feed.shape[1], n_classes)
+    out = np.empty((flags.shape[0], n_classes, feed.shape[0]), dtype=np.uint8)
+    for start in range(0, n_classes, per_word):
+        stop = min(start + per_word, n_classes)
+        packed = np.zeros(flags.shape[:2], dtype=np.int64)
+        for c in range(start, stop):
+            packed |= flags[:, :, c].astype(np.int64) << ((c - start) * bits)
+        summed = _sum_over_feed(packed, feed, offsets)
+        for c in range(start, stop):
+            out[:, c] = (summed >> ((c - start) * bits)) & mask
+    return out
+
+
+def map_chunks(fn, n: int, step: int):
+    """Run fn(slice) over consecutive slices of range(n) on up to os.cpu_count() threads, in order.
+
+    numpy releases the GIL in its array loops, so chunks of test samples run in parallel.
+    """
+    slices = [slice(lo, min(lo + step, n)) for lo in range(0, n, step)]
+    workers = min(len(slices), os.cpu_count() or 1)
+    if workers <= 1:
+        return [fn(sl) for sl in slices]
+    with ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(fn, slices))

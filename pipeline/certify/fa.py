@@ -8,11 +8,11 @@ r_c = the largest r whose r largest delta_b(c) sum to at most gap_c; radius = mi
 
 import numpy as np
 
-from .buckets import bucket_sums, one_hot
+from .buckets import bucket_vote_counts, circulant_offsets, map_chunks
 from .greedy import histogram, most_buckets_within
 from .votes import plurality, vote_counts
 
-CHUNK_ELEMENTS = 4_000_000  # (sample, bucket, class) cells per chunk
+CHUNK_ELEMENTS = 2_000_000  # (sample, class, bucket) cells per chunk
 
 
 def stable_radius(votes: np.ndarray, feed: np.ndarray, n_classes: int):
@@ -24,21 +24,22 @@ def stable_radius(votes: np.ndarray, feed: np.ndarray, n_classes: int):
     n_buckets, d = feed.shape
     counts = vote_counts(votes, n_classes)
     prediction = plurality(counts)
-    radius = np.empty(n, dtype=np.int64)
-    step = max(1, CHUNK_ELEMENTS // (n_buckets * n_classes))
-    for lo in range(0, n, step):
-        sl = slice(lo, lo + step)
+    offsets = circulant_offsets(feed)
+    c = np.arange(n_classes)
+
+    def chunk(sl):
         a = prediction[sl]
-        per_bucket = bucket_sums(one_hot(votes[sl], n_classes), feed).astype(np.int16)  # [b, K, C]
         rows = np.arange(len(a))
-        reduction = d + per_bucket[rows, :, a][:, :, None] - per_bucket  # [b, K, C] in 0..2d
-        hist = histogram(reduction.transpose(0, 2, 1).reshape(-1, n_buckets), 2 * d + 1)
-        c = np.arange(n_classes)
+        per_bucket = bucket_vote_counts(votes[sl], feed, n_classes, offsets)  # uint8[b, C, K]
+        reduction = (d + per_bucket[rows, a][:, None, :].astype(np.int16)) - per_bucket  # [b, C, K] in 0..2d
+        hist = histogram(reduction.reshape(-1, n_buckets), 2 * d + 1)
         gap = counts[sl][rows, a][:, None] - counts[sl] - (c[None, :] < a[:, None])
         r = most_buckets_within(hist, np.maximum(gap, 0).reshape(-1)).reshape(len(a), n_classes)
         r[rows, a] = np.iinfo(np.int64).max
-        radius[sl] = np.minimum(r.min(axis=1), n_buckets)
-    return prediction, radius
+        return np.minimum(r.min(axis=1), n_buckets)
+
+    step = max(1, CHUNK_ELEMENTS // (n_buckets * n_classes))
+    return prediction, np.concatenate(map_chunks(chunk, n, step)) if n else np.zeros(0, np.int64)
 
 
 def certify(votes: np.ndarray, labels: np.ndarray, n_classes: int, feed: np.ndarray):

@@ -14,7 +14,7 @@ unchanged, so a correct prediction is always certified at radius >= 0; the radiu
 
 import numpy as np
 
-from .buckets import bucket_sums, one_hot
+from .buckets import bucket_flag_counts, bucket_vote_counts, circulant_offsets, map_chunks
 from .greedy import fewest_buckets, histogram
 from .votes import plurality, vote_counts
 
@@ -81,13 +81,13 @@ def certify_dpa(votes: np.ndarray, logits: np.ndarray, labels: np.ndarray, n_cla
     return p, np.where(p == labels, np.maximum(radius, 0), -1)
 
 
-CHUNK_ELEMENTS = 4_000_000
+CHUNK_ELEMENTS = 2_000_000  # (sample, class or pair, bucket) cells per chunk
 
 
 def _costs(reduction: np.ndarray, n_values: int, gap: np.ndarray) -> np.ndarray:
-    """Greedy bucket counts: reduction int[b, K, X] (values < n_values), gap int[b, X] -> int64[b, X]."""
-    b, n_buckets, x = reduction.shape
-    hist = histogram(reduction.transpose(0, 2, 1).reshape(-1, n_buckets), n_values)
+    """Greedy bucket counts: reduction int[b, X, K] (values < n_values), gap int[b, X] -> int64[b, X]."""
+    b, x, n_buckets = reduction.shape
+    hist = histogram(reduction.reshape(-1, n_buckets), n_values)
     return fewest_buckets(hist, gap.reshape(-1)).reshape(b, x)
 
 
@@ -98,36 +98,44 @@ def fa_roe_radius(votes: np.ndarray, logits: np.ndarray, feed: np.ndarray, n_cla
     counts = vote_counts(votes, n_classes)
     p_all, s_all = run_off(counts, logits)
     pairs = np.array([(a, b) for a in range(n_classes) for b in range(a + 1, n_classes)], dtype=np.int64)
-    radius = np.empty(n, dtype=np.int64)
-    step = max(1, CHUNK_ELEMENTS // (n_buckets * max(len(pairs), n_classes)))
+    offsets = circulant_offsets(feed)
     c = np.arange(n_classes)
-    for lo in range(0, n, step):
-        sl = slice(lo, lo + step)
+
+    def chunk(sl):
         p, s, cnt = p_all[sl], s_all[sl], counts[sl]
         rows = np.arange(len(p))
-        per_bucket = bucket_sums(one_hot(votes[sl], n_classes), feed).astype(np.int16)  # [b, K, C]
-        at = lambda a: per_bucket[rows, :, a][:, :, None]  # noqa: E731  count of class a per bucket
+        per_bucket = bucket_vote_counts(votes[sl], feed, n_classes, offsets).astype(np.int16)  # [b, C, K]
+        at = lambda a: per_bucket[rows, a][:, None, :]  # noqa: E731  votes for class a in each bucket
         h_p, h_s = vote_gap(cnt, p), vote_gap(cnt, s)
         cost_p = _costs(d + at(p) - per_bucket, 2 * d + 1, np.maximum(h_p, 0))
         cost_s = _costs(d + at(s) - per_bucket, 2 * d + 1, np.maximum(h_s, 0))
-        # Round 1: two classes c1 < c2 (neither p) must both overtake p.
+        # Round 2: some c != p reaches the final (overtakes s) and beats p there.
+        z = logits[sl]
+        prefers_p = np.take_along_axis(z, p[:, None, None], axis=2) > z  # [b, m, C]
+        prefer = bucket_flag_counts(prefers_p, feed, offsets).astype(np.int16)  # [b, C, K]
+        margin = 2 * prefers_p.sum(axis=1) - n_models + (c[None, :] > p[:, None])
+        cost2 = np.maximum(cost_s, _costs(2 * prefer, 2 * d + 1, np.maximum(margin, 0)))
+        cost2[rows, p] = BIG
+        cert2 = cost2.min(axis=1)
+        # Round 1: two classes c1 < c2 (neither p) both overtake p; the joint gap is the unclipped sum.
+        # A pair costs at least max(single costs, joint gap / 3d); pairs whose bound is not below
+        # CertR2 cannot lower min(CertR1, CertR2), so only the others get their joint histogram.
+        cert1 = np.full(len(p), BIG)
         if len(pairs):
             c1, c2 = pairs[:, 0], pairs[:, 1]
-            joint = d + 2 * at(p) - per_bucket[:, :, c1] - per_bucket[:, :, c2]  # [b, K, P] in 0..3d
-            cost_joint = _costs(joint, 3 * d + 1, np.maximum(h_p[:, c1] + h_p[:, c2], 0))
-            pair_cost = np.maximum(np.maximum(cost_p[:, c1], cost_p[:, c2]), cost_joint)
-            pair_cost[(c1[None, :] == p[:, None]) | (c2[None, :] == p[:, None])] = BIG
-            cert1 = pair_cost.min(axis=1)
-        else:
-            cert1 = np.full(len(p), BIG)
-        # Round 2: some c != p reaches the final (overtakes s) and beats p there.
-        zp = np.take_along_axis(logits[sl], p[:, None, None], axis=2)
-        prefer = bucket_sums(zp > logits[sl], feed).astype(np.int16)  # models per bucket preferring p to c
-        margin = 2 * (zp > logits[sl]).sum(axis=1) - n_models + (c[None, :] > p[:, None])
-        cost_r2 = _costs(2 * prefer, 2 * d + 1, np.maximum(margin, 0))
-        cost2 = np.maximum(cost_s, cost_r2)
-        cost2[rows, p] = BIG
-        radius[sl] = np.minimum(np.minimum(cert1, cost2.min(axis=1)) - 1, n_buckets)
+            joint_gap = np.maximum(h_p[:, c1] + h_p[:, c2], 0)  # [b, P]
+            bound = np.maximum(np.maximum(cost_p[:, c1], cost_p[:, c2]), -(-joint_gap // (3 * d)))
+            bound[(c1[None, :] == p[:, None]) | (c2[None, :] == p[:, None])] = BIG
+            row, pair = np.nonzero(bound < cert2[:, None])
+            if len(row):
+                joint = (d + 2 * per_bucket[row, p[row]] - per_bucket[row, c1[pair]]
+                         - per_bucket[row, c2[pair]])  # [selected, K] in 0..3d
+                cost_joint = fewest_buckets(histogram(joint, 3 * d + 1), joint_gap[row, pair])
+                np.minimum.at(cert1, row, np.maximum(bound[row, pair], cost_joint))
+        return np.minimum(np.minimum(cert1, cert2) - 1, n_buckets)
+
+    step = max(1, CHUNK_ELEMENTS // (n_buckets * n_classes))
+    radius = np.concatenate(map_chunks(chunk, n, step)) if n else np.zeros(0, np.int64)
     return p_all, radius
 
 
