@@ -73,6 +73,12 @@ def cmd_report(a):
     print(write_report(a.metrics, a.plots, a.out_dir), end="")
 
 
+def _add_compute_args(s, out_help: str) -> None:
+    s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto: GPU when present")
+    s.add_argument("--threads", type=int, default=1, help="CPU threads for torch")
+    s.add_argument("--out", required=True, help=out_help)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -104,9 +110,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--train", required=True, help="prepared train.npz")
     s.add_argument("--learner", required=True, help="learner name (hog_nn, small_cnn)")
     s.add_argument("--learner-params", type=_json, default={}, help="learner parameters as JSON")
-    s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto: GPU when present")
-    s.add_argument("--threads", type=int, default=1, help="CPU threads for torch")
-    s.add_argument("--out", required=True, help="checkpoint file (.pt)")
+    _add_compute_args(s, "checkpoint file (.pt)")
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("predict", help="scores and votes of one shard's models on the test set")
@@ -115,9 +119,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--test-limit", type=_limit, default=None, help="use only the first N test samples")
     s.add_argument("--logits", action=argparse.BooleanOptionalAction, default=False,
                    help="also store every model's float32 scores (needed by logit-based methods)")
-    s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto: GPU when present")
-    s.add_argument("--threads", type=int, default=1, help="CPU threads for torch")
-    s.add_argument("--out", required=True, help="predictions file (.parquet)")
+    _add_compute_args(s, "predictions file (.parquet)")
     s.set_defaults(func=cmd_predict)
 
     s = sub.add_parser("certify", help="certify every test sample; write certificates, metrics, curve and plot")
