@@ -10,6 +10,12 @@ min_version("9.0")
 configfile: "params.yaml"
 
 
+# rules/common.smk puts the running interpreter's folder first in PATH, so that jobs (also remote
+# ones, which get PATH passed on) run `python -m pipeline` with the same packages.
+envvars:
+    "PATH",
+
+
 include: "rules/common.smk"
 
 
