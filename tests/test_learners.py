@@ -45,10 +45,14 @@ def test_hog_nn_scores_are_negative_nearest_distances_per_class(data):
     subset = np.flatnonzero(labels[:100] != 3)  # class 3 absent from this model's subset
     scores = hog_nn.predict([hog_nn.fit(images[subset], labels[subset], 10, 0, params, CPU)], test, 10, params, CPU)[0]
     assert np.isneginf(scores[:, 3]).all()
-    train_f, test_f = hog_nn.features(images[subset], params), hog_nn.features(test, params)
+    # Training images are deskewed and enter with their rotated copies; test images are deskewed.
+    train_images, train_labels = hog_nn.augmented(images[subset], labels[subset], params)
+    assert len(train_images) == 3 * len(subset)
+    train_f = hog_nn.features(train_images, {**params, "deskew": False})
+    test_f = hog_nn.features(test, params)
     dist = np.sqrt(((test_f[:, None, :].astype(np.float64) - train_f[None, :, :]) ** 2).sum(-1))
     for c in (0, 1, 7):
-        expected = -dist[:, labels[subset] == c].min(axis=1)
+        expected = -dist[:, train_labels == c].min(axis=1)
         np.testing.assert_allclose(scores[:, c], expected, atol=1e-3)
 
 

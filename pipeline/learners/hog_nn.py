@@ -1,31 +1,47 @@
 """``hog_nn``: 1-nearest-neighbour on HOG features (fast; the CPU default).
 
 Trains on: its own subset only. ``fit`` stores the subset's images and labels (a nearest-neighbour
-model is its training set); ``predict`` maps them to HOG features.
-HOG is a fixed per-image map (no statistics of any training set), so the model is a function
-of its own subset alone. Class score = minus the Euclidean distance from the test image to the
-nearest training sample of that class in the subset; a class absent from the subset scores -inf.
+model is its training set); ``predict`` deskews them (optional), adds rotated copies of each of
+them (optional augmentation) and maps everything to HOG features; test images are deskewed the
+same way. Deskewing uses each image's own moments, rotation angles are fixed and HOG is a fixed
+per-image map: nothing depends on any other sample, so the model is a function of its own subset
+alone. Class score = minus the Euclidean distance from the test image to the nearest (augmented)
+training sample of that class in the subset; a class absent from the subset scores -inf.
 """
 
 import numpy as np
 import torch
 
-from ..features import multi_hog
+from ..features import deskew, multi_hog, rotate
 from ..progress import bar
 
 DEFAULTS = {
     "cells": [4, 7],        # HOG cell sizes in pixels; one HOG per size, concatenated
     "orientations": 9,      # unsigned orientation bins
-    "block": 2,             # cells per block side (L2-Hys block normalisation)
+    "block": 3,             # cells per block side (L2-Hys block normalisation)
+    "deskew": True,         # deskew train and test images by their own moments first
+    "rotations": [-10, 10], # degrees: each training image also enters rotated by these angles
 }
 
 
 def features(images: np.ndarray, params: dict) -> np.ndarray:
+    """HOG of (deskewed) images: float32[N, D]."""
+    if params["deskew"]:
+        images = deskew(images)
     return multi_hog(images, tuple(params["cells"]), params["orientations"], params["block"])
 
 
+def augmented(images: np.ndarray, labels: np.ndarray, params: dict):
+    """The training images (deskewed if asked) and their rotated copies, with labels repeated."""
+    if params["deskew"]:
+        images = deskew(images)
+    copies = [images] + [rotate(images, angle) for angle in params["rotations"]]
+    return np.concatenate(copies), np.tile(labels, len(copies))
+
+
 def fit(images, labels, n_classes, seed, params, device):
-    return {"images": torch.from_numpy(np.ascontiguousarray(images)), "labels": torch.from_numpy(np.asarray(labels, np.int64))}
+    return {"images": torch.from_numpy(np.ascontiguousarray(images)),
+            "labels": torch.from_numpy(np.asarray(labels, np.int64))}
 
 
 def predict(states, images, n_classes, params, device):
@@ -36,13 +52,19 @@ def predict(states, images, n_classes, params, device):
     """
     test = torch.from_numpy(features(images, params)).to(device)
     test_sq = (test * test).sum(1, keepdim=True)
-    # HOG maps every image on its own, so one call over all subsets equals one call per subset.
-    train_features = torch.from_numpy(features(np.concatenate([s["images"].numpy() for s in states]), params))
+    # Every step maps each image on its own, so one call over all subsets equals one per subset.
+    images, all_labels = augmented(np.concatenate([s["images"].numpy() for s in states]),
+                                   np.concatenate([s["labels"].numpy() for s in states]), params)
+    hog_params = {**params, "deskew": False}  # already deskewed
+    train_features = torch.from_numpy(features(images, hog_params))
+    copies = 1 + len(params["rotations"])
+    n_total = sum(len(s["labels"]) for s in states)
     ends = np.cumsum([len(s["labels"]) for s in states])
     out = np.empty((len(states), len(test), n_classes), dtype=np.float32)
     for m, state in enumerate(bar(states, desc="predict")):
-        train = train_features[ends[m] - len(state["labels"]):ends[m]].to(device)
-        labels = state["labels"].to(device)
+        own = np.concatenate([np.arange(ends[m] - len(state["labels"]), ends[m]) + c * n_total for c in range(copies)])
+        train = train_features[own].to(device)
+        labels = torch.from_numpy(all_labels[own]).to(device)
         sq = (test_sq + (train * train).sum(1)[None, :] - 2.0 * test @ train.T).clamp_min_(0)
         best = torch.full((len(test), n_classes), float("inf"), device=device)
         best.scatter_reduce_(1, labels.expand(len(test), -1), sq, reduce="amin", include_self=True)
