@@ -104,7 +104,8 @@ def deskew(images: np.ndarray) -> np.ndarray:
 
 
 def rotate(images: np.ndarray, degrees: float) -> np.ndarray:
-    """Rotate every image by ``degrees`` about its centre (bilinear, zero fill): uint8, same shape."""
+    """Rotate every image by ``degrees`` counter-clockwise (as displayed, row 0 on top) about its centre
+    (bilinear, zero fill): uint8, same shape."""
     import torch
 
     if len(images) == 0:
