@@ -6,7 +6,7 @@ import torch
 
 from pipeline import learners
 from pipeline.errors import PipelineError
-from pipeline.learners import hog_nn, small_cnn
+from pipeline.learners import hog_nn, nin, small_cnn
 
 CPU = torch.device("cpu")
 
@@ -17,7 +17,10 @@ def data(mnist_train):
     return images[:300], labels[:300], images[300:400]
 
 
-@pytest.mark.parametrize("name, params", [("hog_nn", {}), ("small_cnn", {"epochs": 1, "width": 8})])
+LEARNER_CASES = [("hog_nn", {}), ("small_cnn", {"epochs": 1, "width": 8}), ("nin", {"epochs": 1})]
+
+
+@pytest.mark.parametrize("name, params", LEARNER_CASES)
 def test_same_subset_and_seed_give_identical_logits(data, name, params):
     images, labels, test = data
     learner, params = learners.get(name), learners.resolve_params(name, params)
@@ -27,7 +30,7 @@ def test_same_subset_and_seed_give_identical_logits(data, name, params):
     assert np.array_equal(runs[0], runs[1])
 
 
-@pytest.mark.parametrize("name, params", [("hog_nn", {}), ("small_cnn", {"epochs": 1, "width": 8})])
+@pytest.mark.parametrize("name, params", LEARNER_CASES)
 def test_model_scores_do_not_depend_on_other_models_in_the_shard(data, name, params):
     images, labels, test = data
     learner, params = learners.get(name), learners.resolve_params(name, params)
@@ -73,3 +76,34 @@ def test_unknown_learner_and_parameter():
         learners.get("svm")
     with pytest.raises(PipelineError, match="no parameter 'epochz'"):
         learners.resolve_params("small_cnn", {"epochz": 3})
+
+
+def test_nin_architecture_and_schedule():
+    model = nin.build(1, 10)
+    convs = [m for m in model if isinstance(m, torch.nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels, c.kernel_size[0]) for c in convs] == [
+        (1, 192, 5), (192, 160, 1), (160, 96, 1), (96, 192, 5), (192, 192, 1), (192, 192, 1),
+        (192, 192, 3), (192, 192, 1), (192, 192, 1)]
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in model) == 9
+    assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+    params = learners.resolve_params("nin", {})
+    opt = torch.optim.SGD(model.parameters(), lr=params["lr"])
+    sched = nin.multistep(params)(opt, steps_per_epoch=2)
+    lrs = []
+    for _ in range(200 * 2):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[0] == 0.1 and lrs[119] == 0.1 and lrs[120] == pytest.approx(0.02)  # x0.2 after epoch 60
+    assert lrs[240] == pytest.approx(0.004) and lrs[320] == pytest.approx(0.0008) and lrs[-1] == pytest.approx(0.0008)
+
+
+def test_nin_resize_and_flip_augmentation():
+    from pipeline.learners import torch_common as tc
+
+    x = torch.arange(2 * 1 * 4 * 4, dtype=torch.float32).reshape(2, 1, 4, 4)
+    out = tc.crop_and_flip(x, 1, torch.tensor([[1, 1], [0, 2]]), torch.tensor([False, True]))
+    assert torch.equal(out[0], x[0])  # centre crop, no flip
+    expected = torch.nn.functional.pad(x[1], (1, 1, 1, 1))[:, 0:4, 2:6].flip(2)
+    assert torch.equal(out[1], expected)
+    assert nin.prepared_tensor(np.zeros((3, 30, 40, 3), np.uint8), {"resize": 48}).shape == (3, 3, 48, 48)

@@ -54,7 +54,8 @@ def prepare(dataset: str, raw_dir, out_dir, sources, log=print) -> str:
     """
     module = DATASETS.get(dataset)
     if module is None:
-        raise PipelineError(f"unknown dataset {dataset!r}; choose from {', '.join(DATASETS)}")
+        raise PipelineError(f"no loader for dataset {dataset!r} in this version (available: {', '.join(DATASETS)}); "
+                            "use one of those in params.yaml")
     arrays = module.fetch(Path(raw_dir), sources, log)
     _check(module, arrays, f"{dataset} ({arrays['source']} source)")
     out_dir = Path(out_dir)

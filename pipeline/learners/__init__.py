@@ -13,9 +13,9 @@ Votes are the argmax of the scores with ties to the smaller class (DESIGN 4.2).
 """
 
 from ..errors import PipelineError
-from . import hog_nn, small_cnn
+from . import hog_nn, nin, small_cnn
 
-LEARNERS = {"hog_nn": hog_nn, "small_cnn": small_cnn}
+LEARNERS = {"hog_nn": hog_nn, "small_cnn": small_cnn, "nin": nin}
 
 
 def get(name: str):

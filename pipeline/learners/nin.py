@@ -1,0 +1,80 @@
+"""``nin``: the papers' Network-in-Network base learner (DPA, FA and ROE experiments).
+
+Architecture: conv 5x5 -> 192, 1x1 -> 160, 1x1 -> 96, max-pool; 5x5 -> 192, 1x1 -> 192 (x2),
+avg-pool; 3x3 -> 192, 1x1 -> 192 (x2); every conv followed by BatchNorm and ReLU; global average
+pool; linear. Training as in the papers: SGD, lr 0.1, Nesterov momentum 0.9, weight decay 5e-4,
+batch 128, 200 epochs, lr x 0.2 after epochs 60, 120 and 160. Augmentation per dataset (set in the
+configs): MNIST random crop 28 with padding 4; CIFAR-10 crop 32 padding 4 and horizontal flips;
+GTSRB resized to 48 x 48, crop 48 padding 4.
+
+Trains on: its own subset only. Normalisation statistics (per-channel mean and unbiased std of
+the [0, 1] pixels) come from the subset; initialisation, shuffling and augmentation are drawn from
+the model's own seed. Data stay tensors on the device, augmented in batches (no DataLoader).
+"""
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..progress import bar
+from . import torch_common as tc
+
+DEFAULTS = {
+    "epochs": 200,
+    "batch_size": 128,
+    "lr": 0.1,
+    "momentum": 0.9,               # Nesterov
+    "weight_decay": 0.0005,
+    "milestones": [60, 120, 160],  # epochs after which the learning rate is multiplied by gamma
+    "gamma": 0.2,
+    "crop_padding": 4,             # random crop back to the image size after zero padding (0 = off)
+    "flip": False,                 # random horizontal flips (CIFAR-10)
+    "resize": None,                # resize images to resize x resize first (GTSRB: 48)
+}
+
+
+def build(in_channels: int, n_classes: int, params: dict | None = None) -> nn.Module:
+    def conv(cin, cout, k):
+        return [nn.Conv2d(cin, cout, k, padding=k // 2, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+
+    return nn.Sequential(
+        *conv(in_channels, 192, 5), *conv(192, 160, 1), *conv(160, 96, 1),
+        nn.MaxPool2d(3, stride=2, padding=1),
+        *conv(96, 192, 5), *conv(192, 192, 1), *conv(192, 192, 1),
+        nn.AvgPool2d(3, stride=2, padding=1),
+        *conv(192, 192, 3), *conv(192, 192, 1), *conv(192, 192, 1),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(192, n_classes),
+    )
+
+
+def multistep(params):
+    def make(opt, steps_per_epoch):
+        milestones = [m * steps_per_epoch for m in params["milestones"]]
+        return torch.optim.lr_scheduler.MultiStepLR(opt, milestones=milestones, gamma=params["gamma"])
+    return make
+
+
+def prepared_tensor(images, params) -> torch.Tensor:
+    return tc.resize(tc.as_nchw(images), params["resize"])
+
+
+def fit(images, labels, n_classes, seed, params, device):
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    mean, std = tc.normalization_stats(images)
+    x = prepared_tensor(images, params)
+    x = ((x - mean[None, :, None, None]) / std[None, :, None, None]).to(device)
+    y = torch.from_numpy(np.asarray(labels, np.int64)).to(device)
+    model = build(x.shape[1], n_classes).to(device)
+    plan = tc.draw_plan(len(x), params["epochs"], params["batch_size"], params["crop_padding"], params["flip"],
+                        generator)
+    pad = params["crop_padding"]
+    tc.train(model, x, y, plan, params, multistep(params), device,
+             lambda xb, off, fl: tc.crop_and_flip(xb, pad, off, fl))
+    return {"weights": {k: v.detach().cpu() for k, v in model.state_dict().items()}, "mean": mean, "std": std,
+            "in_channels": int(x.shape[1])}
+
+
+def predict(states, images, n_classes, params, device):
+    return tc.predict(build, states, images, n_classes, params, device,
+                      prepare=lambda x: tc.resize(x, params["resize"]), progress=lambda s: bar(s, desc="predict"))
