@@ -120,12 +120,14 @@ def test_lint_is_clean(tiny_project):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_fa_and_dpa_star_runs_end_to_end(tmp_path, raw_root):
+def test_fa_dpa_star_and_nin_runs_end_to_end(tmp_path, raw_root):
     params = tiny_params(raw_root)
     tiny = params["runs"].pop("tiny")
     params["runs"]["fa"] = {**tiny, "method": "fa", "k": 10, "d": 4, "roe": True, "shard_size": 10}
     params["runs"]["dpastar"] = {**tiny, "versions": 2, "roe": True, "shard_size": 20,
                                  "learner": {"name": "small_cnn", "params": {"epochs": 2, "width": 8}}}
+    params["runs"]["nin"] = {**tiny, "k": 4, "train_limit": 400, "test_limit": 50, "shard_size": 2, "roe": False,
+                             "learner": {"name": "nin", "params": {"epochs": 1}}}
     project = make_project(tmp_path / "fa", params)
     snakemake(project)
 
@@ -150,3 +152,7 @@ def test_fa_and_dpa_star_runs_end_to_end(tmp_path, raw_root):
     assert "fa FA+ROE" in summary and "dpastar DPA*+ROE" in summary
     header = (project / "plots/fa_certified_accuracy.csv").read_text().splitlines()[0]
     assert header == "radius,fa,fa_roe"
+
+    nin_metrics = json.loads((project / "metrics/nin.json").read_text())
+    assert nin_metrics["learner"] == "nin" and nin_metrics["n_models"] == 4 and nin_metrics["n_test"] == 50
+    assert "prediction_roe" not in pq.read_table(project / "work/nin/certificates.parquet").column_names

@@ -62,15 +62,14 @@ def fit(images, labels, n_classes, seed, params, device):
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     mean, std = tc.normalization_stats(images)
-    x = prepared_tensor(images, params)
-    x = ((x - mean[None, :, None, None]) / std[None, :, None, None]).to(device)
+    x = prepared_tensor(images, params).to(device)
     y = torch.from_numpy(np.asarray(labels, np.int64)).to(device)
     model = build(x.shape[1], n_classes).to(device)
     plan = tc.draw_plan(len(x), params["epochs"], params["batch_size"], params["crop_padding"], params["flip"],
                         generator)
     pad = params["crop_padding"]
     tc.train(model, x, y, plan, params, multistep(params), device,
-             lambda xb, off, fl: tc.crop_and_flip(xb, pad, off, fl))
+             lambda xb, off, fl: tc.normalize(tc.crop_and_flip(xb, pad, off, fl), mean, std))
     return {"weights": {k: v.detach().cpu() for k, v in model.state_dict().items()}, "mean": mean, "std": std,
             "in_channels": int(x.shape[1])}
 

@@ -44,14 +44,15 @@ def fit(images, labels, n_classes, seed, params, device):
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     mean, std = tc.normalization_stats(images)
-    x = ((tc.as_nchw(images) - mean[None, :, None, None]) / std[None, :, None, None]).to(device)
+    x = tc.as_nchw(images).to(device)
     y = torch.from_numpy(np.asarray(labels, np.int64)).to(device)
     model = build(x.shape[1], n_classes, params).to(device)
     plan = tc.draw_plan(len(x), params["epochs"], params["batch_size"], params["crop_padding"], False, generator)
     cosine = lambda opt, steps: torch.optim.lr_scheduler.CosineAnnealingLR(  # noqa: E731
         opt, T_max=max(1, params["epochs"] * steps))
     pad = params["crop_padding"]
-    tc.train(model, x, y, plan, params, cosine, device, lambda xb, off, fl: tc.crop_and_flip(xb, pad, off, fl))
+    tc.train(model, x, y, plan, params, cosine, device,
+             lambda xb, off, fl: tc.normalize(tc.crop_and_flip(xb, pad, off, fl), mean, std))
     return {"weights": {k: v.detach().cpu() for k, v in model.state_dict().items()}, "mean": mean, "std": std,
             "in_channels": int(x.shape[1])}
 

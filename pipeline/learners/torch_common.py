@@ -20,6 +20,11 @@ def normalization_stats(images: np.ndarray):
     return x.mean(dim=1).float(), std.clamp_min(1e-6).float()
 
 
+def normalize(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """(x - mean) / std per channel, for a batch [N, C, H, W] on any device."""
+    return (x - mean.to(x.device)[None, :, None, None]) / std.to(x.device)[None, :, None, None]
+
+
 def resize(x: torch.Tensor, size) -> torch.Tensor:
     """Bilinear resize of a batch [N, C, H, W] to size x size (no-op when size is None)."""
     if size is None or tuple(x.shape[2:]) == (size, size):
@@ -40,7 +45,8 @@ def draw_plan(n: int, epochs: int, batch_size: int, padding: int, flip: bool, ge
 
 
 def crop_and_flip(x: torch.Tensor, padding: int, offsets: torch.Tensor, flips: torch.Tensor) -> torch.Tensor:
-    """Pad a batch by ``padding`` (zeros), crop each image back at its offset, mirror the flagged ones."""
+    """Pad a batch by ``padding`` (zeros: black, as the padding is applied before normalisation, like
+    torchvision's RandomCrop on images), crop each image back at its offset, mirror the flagged ones."""
     if padding:
         n, c, h, w = x.shape
         padded = nn.functional.pad(x, (padding,) * 4)
@@ -55,9 +61,9 @@ def crop_and_flip(x: torch.Tensor, padding: int, offsets: torch.Tensor, flips: t
 
 
 def train(model, x, y, plan, params, scheduler_fn, device, augment):
-    """Train ``model`` on normalised tensors x [n, C, H, W], y [n] held on ``device``, following ``plan``.
+    """Train ``model`` on tensors x [n, C, H, W] (pixels in [0, 1]), y [n] held on ``device``, following ``plan``.
 
-    ``augment(batch, offsets, flips)`` applies the batch's augmentation; ``scheduler_fn(optimizer,
+    ``augment(batch, offsets, flips)`` applies the batch's augmentation and normalisation; ``scheduler_fn(optimizer,
     steps_per_epoch)`` builds the learning-rate schedule (stepped once per batch).
     """
     opt = torch.optim.SGD(model.parameters(), lr=params["lr"], momentum=params["momentum"],
@@ -81,13 +87,13 @@ def train(model, x, y, plan, params, scheduler_fn, device, augment):
 @torch.no_grad()
 def predict(build, states, images, n_classes, params, device, prepare=lambda x: x, progress=lambda s: s):
     """Logits float32[n_models, n_test, C] of several trained models."""
-    raw = prepare(as_nchw(images))
+    raw = prepare(as_nchw(images))  # normalised per model below
     out = np.empty((len(states), len(raw), n_classes), dtype=np.float32)
     for m, state in enumerate(progress(states)):
         model = build(state["in_channels"], n_classes, params)
         model.load_state_dict(state["weights"])
         model.to(device).eval()
-        x = (raw - state["mean"][None, :, None, None]) / state["std"][None, :, None, None]
-        for start in range(0, len(x), 1024):
-            out[m, start:start + 1024] = model(x[start:start + 1024].to(device)).float().cpu().numpy()
+        for start in range(0, len(raw), 1024):
+            x = normalize(raw[start:start + 1024].to(device), state["mean"], state["std"])
+            out[m, start:start + 1024] = model(x).float().cpu().numpy()
     return out
