@@ -1,6 +1,5 @@
 """Certify stage: gather votes of all models, certify, and write certificates, metrics and the curve."""
 
-from pathlib import Path
 
 import numpy as np
 
