@@ -147,3 +147,27 @@ def test_dpa_star_sums_the_versions_of_each_model():
         {"model_id": 1, "versions": [{"value": 10.0}, {"value": -4.0}]}]}
     logits = model_logits(fake, ckpt, np.zeros((5, 2, 2), np.uint8), None)
     assert logits.shape == (2, 5, 3) and (logits[0] == 3.0).all() and (logits[1] == 6.0).all()
+
+
+def test_a_model_never_sees_samples_outside_its_subset(small_run, mnist_prepared, tmp_path):
+    """Retraining one model on a training set whose every other sample was replaced gives the same model."""
+    import torch
+
+    from pipeline.data import load_split
+
+    images, labels, classes = load_split(mnist_prepared / "train.npz")
+    shard = json.loads((small_run / "partition/shard_0.json").read_text())
+    shard["models"] = shard["models"][:1]
+    (tmp_path / "one.json").write_text(json.dumps(shard))
+    own = np.zeros(len(labels), bool)
+    own[shard["models"][0]["sample_ids"]] = True
+    noisy = images.copy()
+    noisy[~own] = np.random.default_rng(0).integers(0, 256, size=noisy[~own].shape, dtype=np.uint8)
+    _save_split(tmp_path / "noisy.npz", noisy, labels, classes, "edited")
+    params = {"epochs": 1, "width": 8}
+    train_shard(tmp_path / "one.json", mnist_prepared / "train.npz", "small_cnn", params, "cpu", 1, tmp_path / "a.pt")
+    train_shard(tmp_path / "one.json", tmp_path / "noisy.npz", "small_cnn", params, "cpu", 1, tmp_path / "b.pt")
+    a = torch.load(tmp_path / "a.pt", weights_only=True)["models"][0]["versions"][0]
+    b = torch.load(tmp_path / "b.pt", weights_only=True)["models"][0]["versions"][0]
+    assert all(torch.equal(a["weights"][k], b["weights"][k]) for k in a["weights"])
+    assert torch.equal(a["mean"], b["mean"]) and torch.equal(a["std"], b["std"])
