@@ -14,8 +14,8 @@ from ..progress import bar
 from . import torch_common as tc
 
 DEFAULTS = {
-    "epochs": 30,           # passes over the subset
-    "batch_size": 64,
+    "epochs": 100,          # passes over the subset
+    "batch_size": 16,       # small batches: a k = 1200 subset has only ~50 images
     "lr": 0.05,             # SGD learning rate, cosine-annealed to 0
     "momentum": 0.9,        # Nesterov momentum
     "weight_decay": 0.0005,
