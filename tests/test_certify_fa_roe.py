@@ -159,7 +159,6 @@ def test_fa_roe_against_brute_force(case, d):
 def random_ensemble(rng, n, m, n_classes, p_label=0.75):
     labels = rng.integers(0, n_classes, n)
     z = rng.normal(size=(n, m, n_classes)).astype(np.float32)
-    z[rng.random((n, m)) < p_label, :] -= 0  # keep shape
     boost = (rng.random((n, m)) < p_label)[:, :, None] * (np.arange(n_classes) == labels[:, None, None])
     z += 3 * boost
     z = np.round(z, 1)  # ties in logits
@@ -202,3 +201,21 @@ def test_report_tightness():
         lines = [f"{name}: tight in {TIGHTNESS[(name, True)]} of {TIGHTNESS[(name, True)] + TIGHTNESS[(name, False)]}"
                  for name in sorted({n for n, _ in TIGHTNESS})]
         print("\n" + "\n".join(lines))
+
+
+def test_layout_errors_and_circulant_detection():
+    from pipeline.certify.buckets import circulant_offsets
+    from pipeline.errors import PipelineError
+
+    buckets = model_buckets("fa", 5, 3)
+    feed = bucket_feeds(buckets)
+    assert sorted(circulant_offsets(feed).tolist()) == sorted(feed[0].tolist())
+    assert circulant_offsets(feed[::-1].copy()) is None  # not a rotation: the general gather path
+    votes = np.random.default_rng(0).integers(0, 3, size=(4, 15)).astype(np.int16)
+    labels = np.zeros(4, dtype=np.int64)
+    # Reordering buckets changes nothing: the gather path equals the rotation path.
+    assert np.array_equal(fa.certify(votes, labels, 3, feed[::-1].copy())[1], fa.certify(votes, labels, 3, feed)[1])
+    broken = buckets.copy()
+    broken[0, 0] = broken[1, 0]
+    with pytest.raises(PipelineError, match="every bucket must feed 3 models"):
+        bucket_feeds(broken)

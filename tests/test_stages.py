@@ -171,3 +171,22 @@ def test_a_model_never_sees_samples_outside_its_subset(small_run, mnist_prepared
     b = torch.load(tmp_path / "b.pt", weights_only=True)["models"][0]["versions"][0]
     assert all(torch.equal(a["weights"][k], b["weights"][k]) for k in a["weights"])
     assert torch.equal(a["mean"], b["mean"]) and torch.equal(a["std"], b["std"])
+
+
+def test_shard_files_missing_a_model_are_an_error(small_run, tmp_path):
+    from pipeline.results import read_layout
+
+    shard = json.loads((small_run / "partition/shard_0.json").read_text())
+    shard["models"] = shard["models"][1:]
+    (tmp_path / "s.json").write_text(json.dumps(shard))
+    with pytest.raises(PipelineError, match="model ids 0..n-1 exactly once"):
+        read_layout([tmp_path / "s.json", small_run / "partition/shard_1.json"])
+
+
+def test_cuda_requested_without_a_gpu(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(PipelineError, match="no CUDA GPU is available; set device: auto or cpu"):
+        learners.pick_device("cuda")
+    assert learners.pick_device("auto").type == "cpu"

@@ -30,7 +30,7 @@ def circulant_offsets(feed: np.ndarray):
     n_buckets = feed.shape[0]
     offsets = feed[0]
     expected = (np.arange(n_buckets)[:, None] + offsets[None, :]) % n_buckets
-    return offsets if feed.shape[0] == feed.size // feed.shape[1] and np.array_equal(np.sort(expected, 1), feed) else None
+    return offsets if np.array_equal(np.sort(expected, 1), feed) else None
 
 
 def _sum_over_feed(packed: np.ndarray, feed: np.ndarray, offsets) -> np.ndarray:
