@@ -17,10 +17,6 @@ def plurality(counts):
     return max(range(len(counts)), key=lambda c: (counts[c], -c))
 
 
-def vote_of(logits):
-    return max(range(len(logits)), key=lambda c: (logits[c], -c))
-
-
 def fewest(reductions, gap):
     """Fewest buckets whose largest reductions sum to >= gap (len + 1 if impossible)."""
     if gap <= 0:

@@ -21,11 +21,6 @@ METHODS = {
 CHUNK_BYTES = 256 * 2**20  # memory for one chunk of test samples' votes (and logits)
 
 
-def method_names(method: str, run_off: bool) -> list[str]:
-    """Certificates of a run: its aggregation (dpa or fa), and Run-Off Election on top if asked."""
-    return [method] + ([f"{method}_roe"] if run_off else [])
-
-
 def label_of(name: str, versions: int = 1) -> str:
     """Display name: dpa -> DPA, fa_roe -> FA+ROE, DPA with several versions -> DPA*."""
     base, _, extra = name.partition("_")

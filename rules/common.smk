@@ -9,6 +9,7 @@ sys.path.insert(0, workflow.basedir)  # the pipeline package next to this workfl
 # when started as .venv/bin/snakemake); a conda environment, when used, comes first in PATH anyway.
 os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
 
+from pipeline.certify import method_names
 from pipeline.config import validate
 from pipeline.errors import PipelineError
 from pipeline.partition import n_shards
@@ -40,8 +41,7 @@ def shard_files(run, pattern):
 
 def certificate_methods(run):
     """Certificates of a run: dpa or fa, plus dpa_roe or fa_roe when roe is on."""
-    cfg = RUNS[run]
-    return [cfg["method"]] + ([f"{cfg['method']}_roe"] if cfg["roe"] else [])
+    return method_names(RUNS[run]["method"], RUNS[run]["roe"])
 
 
 def code(*modules):

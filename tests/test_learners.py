@@ -6,7 +6,7 @@ import torch
 
 from pipeline import learners
 from pipeline.errors import PipelineError
-from pipeline.learners import hog_nn, nin, small_cnn
+from pipeline.learners import hog_nn, nin, torch_common
 
 CPU = torch.device("cpu")
 
@@ -59,14 +59,14 @@ def test_hog_nn_scores_are_negative_nearest_distances_per_class(data):
         np.testing.assert_allclose(scores[:, c], expected, atol=1e-3)
 
 
-def test_small_cnn_normalization_statistics_are_its_own(data):
+def test_normalization_statistics_are_the_models_own(data):
     images = data[0][:50]
-    mean, std = small_cnn.normalization_stats(images)
+    mean, std = torch_common.normalization_stats(images)
     pixels = images.astype(np.float64) / 255
     assert np.allclose(mean.numpy(), [pixels.mean()], atol=1e-6)
     assert np.allclose(std.numpy(), [pixels.std(ddof=1)], atol=1e-6)
     colour = np.random.default_rng(0).integers(0, 256, size=(6, 8, 8, 3), dtype=np.uint8)
-    mean, std = small_cnn.normalization_stats(colour)
+    mean, std = torch_common.normalization_stats(colour)
     assert np.allclose(mean.numpy(), (colour / 255).mean(axis=(0, 1, 2)), atol=1e-6)
     assert np.allclose(std.numpy(), (colour / 255).reshape(-1, 3).std(axis=0, ddof=1), atol=1e-6)
 

@@ -23,9 +23,6 @@ DEFAULTS = {
     "crop_padding": 2,      # random-crop augmentation: pad by this many pixels, crop back (0 = off)
 }
 
-normalization_stats = tc.normalization_stats
-
-
 def build(in_channels: int, n_classes: int, params: dict) -> nn.Module:
     width = params["width"]
 
