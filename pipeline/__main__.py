@@ -18,6 +18,10 @@ def _json(text):
         raise argparse.ArgumentTypeError(f"not valid JSON: {err}") from None
 
 
+def _path_or_none(text):
+    return None if text in ("", "none", "None", "null") else text
+
+
 def _limit(text):
     return None if text in ("", "none", "None", "null") else int(text)
 
@@ -32,16 +36,26 @@ def cmd_partition(a):
     import numpy as np
 
     from .data import load_split
+    from .edits import kept_ids, load_insertions, read_exclusions, save_inserted
     from .partition import partition, write_partition
 
-    images, labels, _ = load_split(a.train)
+    images, labels, class_names = load_split(a.train)
     if a.train_limit is not None:
         images, labels = images[:a.train_limit], labels[:a.train_limit]
-    assignment, shards = partition(images, labels, np.arange(len(labels)), a.method, a.k, a.d, a.hash, a.shard_size,
-                                   a.versions)
+    first_id = len(labels)
+    extra_images, extra_labels = (load_insertions(a.insert, images.shape[1:], len(class_names)) if a.insert else
+                                  (images[:0], labels[:0]))
+    images, labels = np.concatenate([images, extra_images]), np.concatenate([labels, extra_labels])
+    if a.exclude:
+        ids = kept_ids(len(labels), read_exclusions(a.exclude), a.exclude)
+        images, labels = images[ids], labels[ids]
+    else:
+        ids = np.arange(len(labels))
+    assignment, shards = partition(images, labels, ids, a.method, a.k, a.d, a.hash, a.shard_size, a.versions)
     if len(shards) != a.expect_shards:
         raise PipelineError(f"partition made {len(shards)} shards but the workflow expects {a.expect_shards}")
     changed = write_partition(a.out_dir, assignment, shards)
+    save_inserted(f"{a.out_dir}/inserted.npz", extra_images, extra_labels, first_id)
     print(f"partition: {len(labels)} samples, {sum(len(s['models']) for s in shards)} models in {len(shards)} shards; "
           f"{len(changed)} shard files changed")
 
@@ -49,7 +63,7 @@ def cmd_partition(a):
 def cmd_train(a):
     from .train import train_shard
 
-    train_shard(a.shard, a.train, a.learner, a.learner_params, a.device, a.threads, a.out)
+    train_shard(a.shard, a.train, a.learner, a.learner_params, a.device, a.threads, a.out, a.inserted)
 
 
 def cmd_predict(a):
@@ -102,13 +116,19 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--shard-size", type=int, required=True, help="base models per shard (training job)")
     s.add_argument("--expect-shards", type=int, required=True, help="number of shards the workflow expects")
     s.add_argument("--train-limit", type=_limit, default=None, help="use only the first N training samples")
-    s.add_argument("--out-dir", required=True, help="folder for assignment.parquet and shard_<s>.json")
+    s.add_argument("--insert", default=None, type=_path_or_none,
+                   help="npz (x, y) of samples appended to the training set as ids N, N+1, ...")
+    s.add_argument("--exclude", default=None, type=_path_or_none,
+                   help="text file of training sample ids to delete, one per line ('#' comments)")
+    s.add_argument("--out-dir", required=True,
+                   help="folder for assignment.parquet, shard_<s>.json and inserted.npz (the inserted samples)")
     s.set_defaults(func=cmd_partition)
 
     s = sub.add_parser("train", help="train every base model of one shard")
     s.add_argument("--shard", required=True, help="shard_<s>.json from the partition step")
     s.add_argument("--train", required=True, help="prepared train.npz")
-    s.add_argument("--learner", required=True, help="learner name (hog_nn, small_cnn)")
+    s.add_argument("--inserted", required=True, help="inserted.npz from the partition step")
+    s.add_argument("--learner", required=True, help="learner name (hog_nn, small_cnn, nin)")
     s.add_argument("--learner-params", type=_json, default={}, help="learner parameters as JSON")
     _add_compute_args(s, "checkpoint file (.pt)")
     s.set_defaults(func=cmd_train)

@@ -7,7 +7,7 @@ import numpy as np
 
 from . import learners
 from .atomic import save_torch
-from .data import load_split
+from .edits import training_pool
 from .errors import PipelineError
 from .partition import sample_digests, subset_digest
 from .progress import bar
@@ -33,8 +33,13 @@ def training_subset(images, labels, model: dict, shard_path):
     return x, y
 
 
-def train_shard(shard_path, train_path, learner_name, learner_params, device="auto", threads=1, out=None):
-    """Fit every model of the shard (each DPA* version with its own seed) and save them to ``out``."""
+def train_shard(shard_path, train_path, learner_name, learner_params, device="auto", threads=1, out=None,
+                inserted_path=None):
+    """Fit every model of the shard (each DPA* version with its own seed) and save them to ``out``.
+
+    Sample ids refer to the prepared split followed by the inserted samples of ``inserted_path``
+    (the partition step's inserted.npz; None: the prepared split alone), see pipeline.edits.
+    """
     import torch
 
     torch.set_num_threads(max(1, threads))
@@ -42,7 +47,7 @@ def train_shard(shard_path, train_path, learner_name, learner_params, device="au
     params = learners.resolve_params(learner_name, learner_params)
     dev = learners.pick_device(device)
     shard = read_shard(shard_path)
-    images, labels, class_names = load_split(train_path)
+    images, labels, class_names = training_pool(train_path, inserted_path)
     models = []
     for model in bar(shard["models"], desc=f"train shard {shard['shard']} ({learner_name})"):
         x, y = training_subset(images, labels, model, shard_path)

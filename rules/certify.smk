@@ -4,7 +4,7 @@
 
 rule certify:
     input:
-        predictions=lambda w: shard_files(w.run, "work/{run}/predictions/shard_{shard}.parquet"),
+        predictions=lambda w: after_partition(w.run, shard_files(w.run, "work/{run}/predictions/shard_{shard}.parquet")),
         test=lambda w: prepared(RUNS[w.run]["dataset"], "test"),
         code=code("results.py", "certify/*.py", "metrics.py", "predict.py", "data/prepared.py"),
         layout=lambda w: shard_files(w.run, "work/{run}/partition/shard_{shard}.json"),

@@ -11,11 +11,14 @@ os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.enviro
 
 from pipeline.certify import method_names
 from pipeline.config import validate
+from pipeline.edits import check_edit_files
 from pipeline.errors import PipelineError
+from pipeline.learners import wants_gpu
 from pipeline.partition import n_shards
 
 try:
     validate(config)
+    check_edit_files(config["runs"])
 except PipelineError as err:
     raise ValueError(str(err)) from None
 
@@ -37,6 +40,37 @@ def shard_count(run):
 def shard_files(run, pattern):
     """One path per shard of a run, e.g. pattern 'work/{run}/models/shard_{shard}.pt'."""
     return [pattern.format(run=run, shard=s) for s in range(shard_count(run))]
+
+
+def edit_files(run):
+    """The run's exclusion list and insertion file, those that are set: {"exclusions": path, "insertions": path}."""
+    files = {"exclusions": RUNS[run]["exclude"], "insertions": RUNS[run]["insert"]}
+    return {key: path for key, path in files.items() if path is not None}
+
+
+def after_partition(run, paths):
+    """``paths``, once the run's partition checkpoint is complete.
+
+    All jobs downstream of partition take their inputs through this: Snakemake then re-evaluates
+    those jobs after the partition job has run, and a shard file rewritten with unchanged content
+    (same checksum as recorded in .snakemake/metadata) does not retrain or re-predict its shard.
+    """
+    getattr(checkpoints, f"partition_{run}").get()
+    return paths
+
+
+def train_inputs(w):
+    """Inputs of a train job: its shard file, and the training data as `ancient` (pinned by the shard file)."""
+    return after_partition(w.run, {
+        "shard": f"work/{w.run}/partition/shard_{w.shard}.json",
+        "train": ancient(prepared(RUNS[w.run]["dataset"], "train")),
+        "inserted": ancient(f"work/{w.run}/partition/inserted.npz"),
+    })
+
+
+def train_gpus(run):
+    """GPUs a training job asks the scheduler for: 1 for learners that want one, unless device is cpu."""
+    return int(config["device"] != "cpu" and wants_gpu(RUNS[run]["learner"]["name"]))
 
 
 def certificate_methods(run):

@@ -3,7 +3,7 @@
 
 rule predict:
     input:
-        model="work/{run}/models/shard_{shard}.pt",
+        model=lambda w: after_partition(w.run, f"work/{w.run}/models/shard_{w.shard}.pt"),
         test=lambda w: prepared(RUNS[w.run]["dataset"], "test"),
         code=code("predict.py", "learners/*.py", "features.py", "certify/votes.py", "data/prepared.py"),
     output:

@@ -3,7 +3,7 @@
 
 rule report:
     input:
-        metrics=[f"metrics/{run}.json" for run in RUNS],
+        metrics=lambda w: [after_partition(run, f"metrics/{run}.json") for run in RUNS],
         plots=[f"plots/{run}_certified_accuracy.png" for run in RUNS],
         code=code("report.py"),
     output:

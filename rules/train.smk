@@ -1,13 +1,12 @@
 # train: one job per shard fits the shard's base models, each on its own subset.
-# The training data is `ancient`: what a model trains on is pinned by the shard file's digests,
-# so a rewritten train.npz only retrains shards whose shard file changed.
+# The training data (prepared split + inserted samples) is `ancient`: what a model trains on is
+# pinned by the shard file's digests, so only shards whose shard file changed retrain.
 
 
 rule train:
     input:
-        shard="work/{run}/partition/shard_{shard}.json",
-        train=lambda w: ancient(prepared(RUNS[w.run]["dataset"], "train")),
-        code=code("train.py", "learners/*.py", "features.py", "partition.py", "data/prepared.py"),
+        unpack(train_inputs),
+        code=code("train.py", "edits.py", "learners/*.py", "features.py", "partition.py", "data/prepared.py"),
     output:
         "work/{run}/models/shard_{shard}.pt",
     params:
@@ -24,7 +23,9 @@ rule train:
     resources:
         mem_mb=4000,
         runtime=120,
+        gpu=lambda w: train_gpus(w.run),
     shell:
-        "python -m pipeline train --shard {input.shard:q} --train {input.train:q} --learner {params.learner}"
+        "python -m pipeline train --shard {input.shard:q} --train {input.train:q} --inserted {input.inserted:q}"
+        " --learner {params.learner}"
         " --learner-params {params.learner_params:q} --device {params.device} --threads {threads}"
         " --out {output:q} > {log:q} 2>&1"

@@ -1,6 +1,7 @@
 """Shared fixtures: a clean environment, the real MNIST (fetched once), tiny workflow projects."""
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -11,7 +12,8 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-PROJECT_FILES = ["Snakefile", "rules", "pipeline", "schemas", "envs", "dvc.yaml", ".dvcignore"]
+PROJECT_FILES = ["Snakefile", "rules", "pipeline", "schemas", "envs", "profiles", "edits", "dvc.yaml", ".dvcignore",
+                 ".gitignore"]
 
 # Never let a user's Snakemake profile or DVC analytics leak into tests; jobs use this interpreter.
 os.environ.pop("SNAKEMAKE_PROFILE", None)
@@ -90,6 +92,14 @@ def run(cmd, cwd, check=True, timeout=900):
 
 def snakemake(project, *args, check=True):
     return run(["snakemake", "--cores", "2", *args], project, check=check)
+
+
+def executed_jobs(result) -> dict:
+    """Rule -> number of jobs a snakemake run executed, from its log on stdout/stderr."""
+    counts = {}
+    for match in re.finditer(r"^(?:local)?(?:rule|checkpoint) ([\w.-]+):$", result.stdout + result.stderr, re.M):
+        counts[match.group(1)] = counts.get(match.group(1), 0) + 1
+    return counts
 
 
 @pytest.fixture

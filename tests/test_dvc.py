@@ -1,11 +1,12 @@
-"""`dvc repro` reproduces the tiny run; metrics and plots are declared and readable."""
+"""DVC: `dvc repro` reproduces the tiny run, metrics and plots are declared, and a push / clone / pull
+round trip through a local-folder remote retrains nothing."""
 
 import json
 
 import pyarrow.parquet as pq
 import pytest
 
-from .conftest import make_project, run, tiny_params
+from .conftest import executed_jobs, make_project, run, snakemake, tiny_params, write_params
 
 pytestmark = pytest.mark.workflow
 
@@ -33,3 +34,53 @@ def test_dvc_repro_metrics_and_plots(tmp_path, mnist_raw_dir):
     again = run(["dvc", "repro"], project)
     assert "didn't change, skipping" in again.stdout + again.stderr
     assert "up to date" in run(["dvc", "status"], project).stdout
+
+
+def git(project, *args):
+    return run(["git", "-c", "user.name=test", "-c", "user.email=test@example.org", *args], project)
+
+
+def checkpoint_bytes(project):
+    return {p.name: p.read_bytes() for p in sorted(project.glob("work/tiny/models/*.pt"))}
+
+
+def test_push_clone_pull_retrains_nothing(tmp_path, mnist_raw_dir):
+    params = tiny_params(mnist_raw_dir.parent, k=30, shard_size=6)
+    origin = make_project(tmp_path / "origin", params)
+    git(origin, "init", "-q")
+    run(["dvc", "init", "-q"], origin)
+    remote = tmp_path / "remote"
+    run(["dvc", "remote", "add", "-d", "shared", str(remote)], origin)
+    run(["dvc", "repro"], origin)
+    git(origin, "add", "-A")
+    git(origin, "commit", "-q", "-m", "tiny run")
+    pushed = run(["dvc", "push"], origin).stdout
+    assert "pushed" in pushed and any(remote.rglob("*")), pushed
+
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(origin), str(clone))
+    assert not (clone / "work").exists()
+    run(["dvc", "pull"], clone)
+    assert checkpoint_bytes(clone) == checkpoint_bytes(origin) and len(checkpoint_bytes(clone)) == 5
+    assert "up to date" in run(["dvc", "status"], clone).stdout
+
+    # DVC: nothing changed, nothing runs.
+    again = run(["dvc", "repro"], clone)
+    assert "didn't change, skipping" in again.stdout + again.stderr
+    # Snakemake: checked-out files have checkout-order timestamps; --touch marks them up to date
+    # (and records their checksums), after which nothing is left to do.
+    snakemake(clone, "--touch", "--forceall")
+    assert "Nothing to be done" in snakemake(clone, "-n").stdout
+    assert executed_jobs(snakemake(clone)) == {}
+    assert checkpoint_bytes(clone) == checkpoint_bytes(origin)
+
+    # Unlearning in the clone: delete one sample, Snakemake retrains its shard only, DVC records it.
+    (clone / "edits" / "remove.txt").write_text("42\n")
+    params["runs"]["tiny"]["exclude"] = "edits/remove.txt"
+    write_params(clone, params)
+    jobs = executed_jobs(snakemake(clone))
+    assert jobs.get("train") == jobs.get("predict") == 1, jobs
+    assert len(set(checkpoint_bytes(clone).items()) - set(checkpoint_bytes(origin).items())) == 1
+    run(["dvc", "commit", "-f"], clone)
+    assert "up to date" in run(["dvc", "status"], clone).stdout
+    run(["dvc", "push"], clone)

@@ -36,8 +36,8 @@ def raw_root(mnist_raw_dir):
 @pytest.fixture(scope="module")
 def tiny_project(tmp_path_factory, raw_root):
     project = make_project(tmp_path_factory.mktemp("wf") / "project", tiny_params(raw_root))
-    assert planned_jobs(project) == {"prepare": 1, "partition_tiny": 1, "train": 2, "predict": 2, "certify": 1,
-                                     "report": 1, "all": 1}
+    # partition is a checkpoint: its train and predict jobs join the DAG once it has run
+    assert planned_jobs(project) == {"prepare": 1, "partition_tiny": 1, "certify": 1, "report": 1, "all": 1}
     result = snakemake(project)
     return project, result
 

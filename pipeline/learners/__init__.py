@@ -1,6 +1,6 @@
 """Registry of base learners behind one interface.
 
-A learner is a module with:
+A learner is a module (listed with its defaults in ``specs.py``) with:
 
 - ``DEFAULTS``: dict of its parameters and their default values;
 - ``fit(images, labels, n_classes, seed, params, device) -> state``: train one base model on
@@ -12,30 +12,47 @@ A learner is a module with:
 Votes are the argmax of the scores with ties to the smaller class (DESIGN 4.2).
 """
 
-from ..errors import PipelineError
-from . import hog_nn, nin, small_cnn
+import importlib
 
-LEARNERS = {"hog_nn": hog_nn, "small_cnn": small_cnn, "nin": nin}
+from ..errors import PipelineError
+from .specs import SPECS
+
+# name -> module (imported on first use: the modules import torch, which the workflow's parsing
+# of params does not need; see specs.py)
+LEARNERS = {name: spec["module"] for name, spec in SPECS.items()}
 
 
 def get(name: str):
+    """The learner module called ``name``."""
     try:
-        return LEARNERS[name]
+        module = LEARNERS[name]
     except KeyError:
         raise PipelineError(f"unknown learner {name!r}; choose from {', '.join(LEARNERS)}") from None
+    return importlib.import_module(module) if isinstance(module, str) else module
+
+
+def defaults(name: str) -> dict:
+    if name in SPECS:
+        return SPECS[name]["defaults"]
+    return get(name).DEFAULTS
+
+
+def wants_gpu(name: str) -> bool:
+    """Whether the learner trains on a GPU when one is there (hog_nn does not need one)."""
+    return bool(SPECS.get(name, {}).get("gpu", False))
 
 
 def resolve_params(name: str, params: dict | None) -> dict:
     """The learner's defaults updated with ``params``; unknown keys are an error."""
-    learner = get(name)
+    known = defaults(name)
     params = dict(params or {})
-    unknown = sorted(set(params) - set(learner.DEFAULTS))
+    unknown = sorted(set(params) - set(known))
     if unknown:
         raise PipelineError(
             f"learner {name!r} has no parameter {', '.join(map(repr, unknown))}; "
-            f"its parameters are {', '.join(sorted(learner.DEFAULTS))}"
+            f"its parameters are {', '.join(sorted(known))}"
         )
-    return {**learner.DEFAULTS, **params}
+    return {**known, **params}
 
 
 def pick_device(device: str = "auto"):

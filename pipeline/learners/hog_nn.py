@@ -14,14 +14,9 @@ import torch
 
 from ..features import deskew, multi_hog, rotate
 from ..progress import bar
+from .specs import SPECS
 
-DEFAULTS = {
-    "cells": [4, 7],        # HOG cell sizes in pixels; one HOG per size, concatenated
-    "orientations": 9,      # unsigned orientation bins
-    "block": 3,             # cells per block side (L2-Hys block normalisation)
-    "deskew": True,         # deskew train and test images by their own moments first
-    "rotations": [-10, 10], # degrees: each training image also enters rotated by these angles
-}
+DEFAULTS = SPECS["hog_nn"]["defaults"]  # parameters and defaults: pipeline/learners/specs.py
 
 
 def features(images: np.ndarray, params: dict) -> np.ndarray:

@@ -17,20 +17,10 @@ import torch
 from torch import nn
 
 from ..progress import bar
+from .specs import SPECS
 from . import torch_common as tc
 
-DEFAULTS = {
-    "epochs": 200,
-    "batch_size": 128,
-    "lr": 0.1,
-    "momentum": 0.9,               # Nesterov
-    "weight_decay": 0.0005,
-    "milestones": [60, 120, 160],  # epochs after which the learning rate is multiplied by gamma
-    "gamma": 0.2,
-    "crop_padding": 4,             # random crop back to the image size after zero padding (0 = off)
-    "flip": False,                 # random horizontal flips (CIFAR-10)
-    "resize": None,                # resize images to resize x resize first (GTSRB: 48)
-}
+DEFAULTS = SPECS["nin"]["defaults"]  # parameters and defaults: pipeline/learners/specs.py
 
 
 def build(in_channels: int, n_classes: int, params: dict | None = None) -> nn.Module:

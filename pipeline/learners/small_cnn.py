@@ -11,17 +11,10 @@ import torch
 from torch import nn
 
 from ..progress import bar
+from .specs import SPECS
 from . import torch_common as tc
 
-DEFAULTS = {
-    "epochs": 100,          # passes over the subset
-    "batch_size": 16,       # small batches: a k = 1200 subset has only ~50 images
-    "lr": 0.05,             # SGD learning rate, cosine-annealed to 0
-    "momentum": 0.9,        # Nesterov momentum
-    "weight_decay": 0.0005,
-    "width": 32,            # channels of the first conv layer (the second has twice as many)
-    "crop_padding": 2,      # random-crop augmentation: pad by this many pixels, crop back (0 = off)
-}
+DEFAULTS = SPECS["small_cnn"]["defaults"]  # parameters and defaults: pipeline/learners/specs.py
 
 def build(in_channels: int, n_classes: int, params: dict) -> nn.Module:
     width = params["width"]

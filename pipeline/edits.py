@@ -1,0 +1,105 @@
+"""Editing a run's training set: deleting samples by id (an exclusion list) and inserting new ones.
+
+Sample ids: the prepared training set's samples are 0 .. N-1 in their prepared order (N after
+``train_limit``); inserted samples follow as N, N+1, ... in the order of the insertion file.
+A sample's bucket depends only on its own pixels (DESIGN 4.1), so deleting or inserting n samples
+changes the training sets of at most n base models (DPA) or n*d (FA), and only their shards retrain.
+"""
+
+from pathlib import Path
+
+import numpy as np
+
+from .data import load_split
+from .errors import PipelineError
+
+
+def read_exclusions(path) -> np.ndarray:
+    """Sample ids listed in a text file, one per line ('#' starts a comment): sorted unique int64[n]."""
+    try:
+        lines = Path(path).read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise PipelineError(f"{path}: cannot read the exclusion list ({err}); it must be a text file of "
+                            "training sample ids, one per line") from None
+    ids = []
+    for number, line in enumerate(lines, 1):
+        text = line.split("#", 1)[0].strip()
+        if not text:
+            continue
+        if not text.isdigit():
+            raise PipelineError(f"{path}, line {number}: {text!r} is not a sample id; write one non-negative "
+                                "integer per line ('#' starts a comment)")
+        ids.append(int(text))
+    return np.unique(np.asarray(ids, dtype=np.int64))
+
+
+def load_insertions(path, image_shape: tuple, n_classes: int):
+    """Samples to insert from an npz with ``x`` uint8[M, *image_shape] and ``y`` int[M] in [0, n_classes).
+
+    Returns (images uint8[M, ...], labels int64[M]).
+    """
+    fix = (f"it must be an .npz with x (uint8, shape [M, {', '.join(map(str, image_shape))}]) "
+           f"and y (integer labels 0..{n_classes - 1})")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            if "x" not in npz.files or "y" not in npz.files:
+                raise PipelineError(f"{path}: has arrays {sorted(npz.files)}, not x and y; {fix}")
+            x, y = npz["x"], npz["y"]
+    except PipelineError:
+        raise
+    except (OSError, ValueError) as err:
+        raise PipelineError(f"{path}: cannot read the insertion file ({err}); {fix}") from None
+    if x.dtype != np.uint8 or tuple(x.shape[1:]) != tuple(image_shape):
+        raise PipelineError(f"{path}: x is {x.dtype} of shape {list(x.shape)}; {fix}")
+    if y.ndim != 1 or len(y) != len(x) or not np.issubdtype(y.dtype, np.integer):
+        raise PipelineError(f"{path}: y is {y.dtype} of shape {list(y.shape)} for {len(x)} images; {fix}")
+    if y.size and (y.min() < 0 or y.max() >= n_classes):
+        raise PipelineError(f"{path}: label {int(y.min() if y.min() < 0 else y.max())} is out of range; {fix}")
+    return x, y.astype(np.int64)
+
+
+def save_inserted(path, images, labels, first_id: int) -> None:
+    """The inserted samples as the train step reads them: x, y and ``first_id`` (the id of x[0])."""
+    from .atomic import atomic_path
+
+    with atomic_path(path, suffix=".npz") as tmp:
+        np.savez(tmp, x=images, y=labels, first_id=np.int64(first_id))
+
+
+def training_pool(train_path, inserted_path):
+    """Every sample a shard file can name: (images, labels int64[N + M], class_names).
+
+    The first ``first_id`` prepared samples, then the inserted ones, as the partition step saw them
+    (``inserted_path`` None: the prepared samples alone).
+    """
+    images, labels, class_names = load_split(train_path)
+    if inserted_path is None:
+        return images, labels, class_names
+    try:
+        with np.load(inserted_path, allow_pickle=False) as npz:
+            x, y, first_id = npz["x"], npz["y"], int(npz["first_id"])
+    except (OSError, ValueError, KeyError) as err:
+        raise PipelineError(f"{inserted_path}: unreadable ({err}); re-run the partition step") from None
+    if first_id > len(labels) or tuple(x.shape[1:]) != tuple(images.shape[1:]):
+        raise PipelineError(f"{inserted_path}: does not fit {train_path}; re-run the partition step")
+    return np.concatenate([images[:first_id], x]), np.concatenate([labels[:first_id], y]), class_names
+
+
+def kept_ids(n_samples: int, excluded: np.ndarray, source="the exclusion list") -> np.ndarray:
+    """Ids 0 .. n_samples-1 without the excluded ones: int64[n_samples - len(excluded)]."""
+    outside = excluded[excluded >= n_samples]
+    if outside.size:
+        raise PipelineError(f"{source}: names sample {int(outside[0])}, but the training set has {n_samples} "
+                            f"samples (ids 0..{n_samples - 1}, inserted samples included); remove that line")
+    return np.setdiff1d(np.arange(n_samples, dtype=np.int64), excluded, assume_unique=True)
+
+
+def check_edit_files(runs: dict, source="params.yaml") -> None:
+    """Every exclusion list and insertion file named in the runs exists (a clear message otherwise)."""
+    for name, run in runs.items():
+        for key, what in (("exclude", "a text file of training sample ids to delete, one per line"),
+                          ("insert", "an .npz with x and y of the samples to insert")):
+            path = run.get(key)
+            if path is not None and not Path(path).is_file():
+                raise PipelineError(f"{source}: runs.{name}.{key}: file {path} not found; create it ({what}) "
+                                    f"or set {key}: null")

@@ -1,0 +1,48 @@
+"""What the workflow needs to know about each learner without importing torch.
+
+Snakemake reads this when it parses the workflow (validation, GPU requests), in every job too;
+the learner modules themselves import torch and are loaded only when a model is trained or used.
+"""
+
+SPECS = {
+    "hog_nn": {
+        "module": "pipeline.learners.hog_nn",
+        "gpu": False,  # train on a GPU when there is one (the scheduler is asked for one)
+        "defaults": {
+            "cells": [4, 7],        # HOG cell sizes in pixels; one HOG per size, concatenated
+            "orientations": 9,      # unsigned orientation bins
+            "block": 3,             # cells per block side (L2-Hys block normalisation)
+            "deskew": True,         # deskew train and test images by their own moments first
+            "rotations": [-10, 10], # degrees: each training image also enters rotated by these angles
+        },
+    },
+    "small_cnn": {
+        "module": "pipeline.learners.small_cnn",
+        "gpu": True,  # train on a GPU when there is one (the scheduler is asked for one)
+        "defaults": {
+            "epochs": 100,          # passes over the subset
+            "batch_size": 16,       # small batches: a k = 1200 subset has only ~50 images
+            "lr": 0.05,             # SGD learning rate, cosine-annealed to 0
+            "momentum": 0.9,        # Nesterov momentum
+            "weight_decay": 0.0005,
+            "width": 32,            # channels of the first conv layer (the second has twice as many)
+            "crop_padding": 2,      # random-crop augmentation: pad by this many pixels, crop back (0 = off)
+        },
+    },
+    "nin": {
+        "module": "pipeline.learners.nin",
+        "gpu": True,  # train on a GPU when there is one (the scheduler is asked for one)
+        "defaults": {
+            "epochs": 200,
+            "batch_size": 128,
+            "lr": 0.1,
+            "momentum": 0.9,               # Nesterov
+            "weight_decay": 0.0005,
+            "milestones": [60, 120, 160],  # epochs after which the learning rate is multiplied by gamma
+            "gamma": 0.2,
+            "crop_padding": 4,             # random crop back to the image size after zero padding (0 = off)
+            "flip": False,                 # random horizontal flips (CIFAR-10)
+            "resize": None,                # resize images to resize x resize first (GTSRB: 48)
+        },
+    },
+}
