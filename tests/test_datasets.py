@@ -446,3 +446,26 @@ def test_tar_reader_is_not_fooled_by_a_different_folder(tmp_path, rng, monkeypat
     monkeypatch.setattr(cifar10, "ARCHIVE_MD5", of.md5(path))
     with pytest.raises(PipelineError, match="member cifar-10-batches-py/batches.meta missing"):
         prepare("cifar10", tmp_path / "raw", tmp_path / "out", ["local"], quiet)
+
+
+def test_original_sha256_prefix_is_the_fixed_size_sha256_hash(rng):
+    from pipeline.partition import assign_buckets, sha256_hash, sha256_prefix
+
+    images = rng.integers(0, 256, size=(50, 7, 5, 3), dtype=np.uint8)
+    digests = np.stack([np.frombuffer(hashlib.sha256(im.tobytes()).digest(), np.uint8) for im in images])
+    assert (sha256_prefix(digests) == sha256_hash(images)).all()
+    originals = {"pixel_sum": images.reshape(50, -1).sum(axis=1), "sha256": digests}
+    for hash_name in ("pixel_sum", "sha256"):
+        assert (assign_buckets(images, 11, hash_name, originals) == assign_buckets(images, 11, hash_name)).all()
+
+
+def test_edited_original_hashes_are_detected(gtsrb_raw, tmp_path):
+    raw, _, _ = gtsrb_raw
+    prepare("gtsrb", raw, tmp_path / "out", ["local"], quiet)
+    with np.load(tmp_path / "out" / "train.npz") as npz:
+        arrays = dict(npz)
+    arrays["original_pixel_sum"] = arrays["original_pixel_sum"] + 1
+    np.savez(tmp_path / "train.npz", **arrays)
+    load_split(tmp_path / "train.npz")  # images and labels are intact
+    with pytest.raises(PipelineError, match="original-image hashes do not match their stored SHA-256"):
+        load_hash_inputs(tmp_path / "train.npz")
