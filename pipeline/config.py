@@ -27,9 +27,22 @@ def validate(params: dict, source: str = "params.yaml") -> dict:
     radii = params["radii"]
     if any(b <= a for a, b in zip(radii, radii[1:])):
         raise PipelineError(f"{source}: radii: must be strictly increasing, got {radii}")
+    from .data.prepared import DATASETS
     from .learners import resolve_params
 
+    for name, spec in params["datasets"].items():
+        where = f"{source}: datasets.{name}"
+        if name in DATASETS:
+            raise PipelineError(f"{where}: {name} is a built-in dataset; give the user dataset another name")
+        if spec["format"] in ("folder", "npz") and spec["test_path"] is None:
+            raise PipelineError(f"{where}.test_path: format {spec['format']} needs the test split's "
+                                f"{'folder' if spec['format'] == 'folder' else 'npz file'}")
+        if spec["format"] == "imagenet64" and spec["channels"] != 3:
+            raise PipelineError(f"{where}.channels: ImageNet64 images are RGB, use 3")
     for name, run in params["runs"].items():
+        if run["dataset"] not in DATASETS and run["dataset"] not in params["datasets"]:
+            raise PipelineError(f"{source}: runs.{name}.dataset: {run['dataset']!r} is neither a built-in dataset "
+                                f"({', '.join(DATASETS)}) nor declared under datasets:")
         if run["method"] == "dpa" and run["d"] != 1:
             raise PipelineError(f"{source}: runs.{name}.d: must be 1 for method dpa (d is FA's spreading degree)")
         if run["versions"] > 1 and run["method"] != "dpa":

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import load_split
+from .data import load_hash_inputs, load_split
+from .data.images import original_hash_inputs
 from .errors import PipelineError
 
 
@@ -56,6 +57,40 @@ def load_insertions(path, image_shape: tuple, n_classes: int):
     if y.size and (y.min() < 0 or y.max() >= n_classes):
         raise PipelineError(f"{path}: label {int(y.min() if y.min() < 0 else y.max())} is out of range; {fix}")
     return x, y.astype(np.int64)
+
+
+def edited_training_set(train_path, train_limit=None, insert=None, exclude=None) -> dict:
+    """The training samples a run partitions, after its edits.
+
+    Returns images, labels and ids (int64[n], the kept sample ids), ``originals`` (the original-image
+    hash inputs of resized datasets, see pipeline.data.load_hash_inputs, else None; an inserted
+    sample is its own original) and ``inserted``: (images, labels, first_id) for save_inserted.
+    """
+    images, labels, class_names = load_split(train_path)
+    originals = load_hash_inputs(train_path)
+    if train_limit is not None:
+        images, labels = images[:train_limit], labels[:train_limit]
+        originals = None if originals is None else {key: value[:train_limit] for key, value in originals.items()}
+    first_id = len(labels)
+    if insert is not None:
+        extra_images, extra_labels = load_insertions(insert, images.shape[1:], len(class_names))
+    else:
+        extra_images, extra_labels = images[:0], labels[:0]
+    images, labels = np.concatenate([images, extra_images]), np.concatenate([labels, extra_labels])
+    if originals is not None:
+        own = [original_hash_inputs(image) for image in extra_images]
+        originals = {
+            "pixel_sum": np.concatenate([originals["pixel_sum"], np.array([o[0] for o in own], dtype=np.int64)]),
+            "sha256": np.concatenate([originals["sha256"],
+                                      np.array([np.frombuffer(o[1], np.uint8) for o in own], np.uint8).reshape(-1, 32)]),
+        }
+    ids = np.arange(len(labels), dtype=np.int64)
+    if exclude is not None:
+        ids = kept_ids(len(labels), read_exclusions(exclude), exclude)
+        images, labels = images[ids], labels[ids]
+        originals = None if originals is None else {key: value[ids] for key, value in originals.items()}
+    return {"images": images, "labels": labels, "ids": ids, "originals": originals,
+            "inserted": (extra_images, extra_labels, first_id)}
 
 
 def save_inserted(path, images, labels, first_id: int) -> None:

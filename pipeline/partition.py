@@ -30,12 +30,24 @@ def sha256_hash(images: np.ndarray) -> np.ndarray:
                     dtype=np.uint64)
 
 
-def assign_buckets(images: np.ndarray, n_buckets: int, hash_name: str = "pixel_sum") -> np.ndarray:
-    """Bucket of every sample: hash mod n_buckets, int64[N]."""
+def sha256_prefix(digests: np.ndarray) -> np.ndarray:
+    """First 8 bytes of SHA-256 digests uint8[N, 32], big-endian, as uint64[N] (as in sha256_hash)."""
+    return np.ascontiguousarray(digests[:, :8], dtype=np.uint8).view(">u8").ravel().astype(np.uint64)
+
+
+def assign_buckets(images: np.ndarray, n_buckets: int, hash_name: str = "pixel_sum", originals=None) -> np.ndarray:
+    """Bucket of every sample: hash mod n_buckets, int64[N].
+
+    ``originals``: for images resized at preparation (variable-size datasets), the original
+    images' hash inputs {"pixel_sum": int64[N], "sha256": uint8[N, 32]} (data.load_hash_inputs);
+    the hash is then that of the original image, not of ``images``.
+    """
     if hash_name == "pixel_sum":
-        return pixel_sum_hash(images) % n_buckets
+        sums = pixel_sum_hash(images) if originals is None else np.asarray(originals["pixel_sum"], dtype=np.int64)
+        return sums % n_buckets
     if hash_name == "sha256":
-        return (sha256_hash(images) % np.uint64(n_buckets)).astype(np.int64)
+        values = sha256_hash(images) if originals is None else sha256_prefix(originals["sha256"])
+        return (values % np.uint64(n_buckets)).astype(np.int64)
     raise PipelineError(f"unknown hash {hash_name!r}; choose from {', '.join(HASHES)}")
 
 
@@ -118,8 +130,9 @@ def model_seeds(model_id: int, versions: int = 1) -> list[int]:
     return [model_id + v * VERSION_SEED_STRIDE for v in range(versions)]
 
 
-def partition(images, labels, sample_ids, method="dpa", k=1, d=1, hash_name="pixel_sum", shard_size=100, versions=1):
-    """Assign samples to buckets and base models.
+def partition(images, labels, sample_ids, method="dpa", k=1, d=1, hash_name="pixel_sum", shard_size=100, versions=1,
+              originals=None):
+    """Assign samples to buckets and base models (``originals``: see assign_buckets).
 
     Returns (assignment, shards): ``assignment`` a dict of columns sample_id, bucket, digest;
     ``shards`` a list of JSON-ready dicts, one per shard, listing its models with their seeds
@@ -129,7 +142,7 @@ def partition(images, labels, sample_ids, method="dpa", k=1, d=1, hash_name="pix
     if method == "dpa":
         d = 1
     n_buckets = k * d
-    buckets = assign_buckets(images, n_buckets, hash_name)
+    buckets = assign_buckets(images, n_buckets, hash_name, originals)
     buckets_of_model = model_buckets(method, k, d)
     digests = sample_digests(images, labels)
     id_sets, row_sets = model_training_sets(images, labels, sample_ids, buckets, buckets_of_model)

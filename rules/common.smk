@@ -32,6 +32,13 @@ def prepared(dataset, split):
     return f"{PREPARED}/{dataset}/{split}.npz"
 
 
+def user_dataset_files(dataset):
+    """The existing paths a user dataset declares (so that replacing them re-runs prepare)."""
+    spec = config["datasets"].get(dataset)
+    paths = [spec["path"], spec["test_path"]] if spec else []
+    return [p for p in paths if p and os.path.exists(p)]
+
+
 def shard_count(run):
     cfg = RUNS[run]
     return n_shards(cfg["method"], cfg["k"], cfg["d"], cfg["shard_size"])

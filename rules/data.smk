@@ -1,9 +1,11 @@
-# prepare: fetch a dataset from its first available source, verify SHA-256, write train/test npz.
+# prepare: fetch a dataset from its first available source (built-in datasets) or from the files a
+# user declared under datasets: in params.yaml, verify it, write train/test npz.
 
 
 rule prepare:
     input:
-        code=code("data/*.py", "atomic.py"),
+        code=code("data/*.py", "atomic.py", "progress.py"),
+        user_files=lambda w: user_dataset_files(w.dataset),
     output:
         train=f"{PREPARED}/{{dataset}}/train.npz",
         test=f"{PREPARED}/{{dataset}}/test.npz",
@@ -11,6 +13,7 @@ rule prepare:
         raw_dir=lambda w: f"{RAW}/{w.dataset}",
         out_dir=lambda w, output: os.path.dirname(output.train),
         sources=config["data"]["sources"],
+        spec=lambda w: json.dumps(config["datasets"].get(w.dataset)),
     conda:
         "../envs/pipeline.yaml"
     log:
@@ -22,4 +25,4 @@ rule prepare:
         runtime=30,
     shell:
         "python -m pipeline prepare --dataset {wildcards.dataset} --raw-dir {params.raw_dir:q}"
-        " --out-dir {params.out_dir:q} --sources {params.sources} > {log:q} 2>&1"
+        " --out-dir {params.out_dir:q} --sources {params.sources} --spec {params.spec:q} > {log:q} 2>&1"

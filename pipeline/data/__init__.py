@@ -1,8 +1,12 @@
 """Datasets: each module turns one dataset's sources into the prepared form.
 
-Prepared form (``data/prepared/<dataset>/{train,test}.npz``): ``images`` uint8[N, H, W] or
-uint8[N, H, W, C], ``labels`` int[N], ``class_names`` str[C]. Every array is verified against
-the dataset's known SHA-256 digests when it is prepared and again when it is loaded.
+Prepared form (``data/prepared/<dataset>/{train,test}.npz``, see prepared.py): ``images`` uint8[N, H, W] or
+uint8[N, H, W, C], ``labels`` int[N], ``class_names`` str[C]. Arrays are verified against the
+dataset's official SHA-256 digests where they are known (MNIST, Fashion-MNIST; CIFAR-10 and GTSRB
+check their official files' MD5), and against the digests stored at preparation when loaded.
+
+Modules: mnist, fashion_mnist, cifar10, gtsrb (fixed official data; ``fetch``), imagenet64 and
+user (user-supplied data declared under ``datasets:`` in params.yaml; ``load``).
 """
 
-from .prepared import DATASETS, array_digest, load_split, prepare  # noqa: F401
+from .prepared import DATASETS, array_digest, load_hash_inputs, load_split, prepare  # noqa: F401

@@ -166,10 +166,12 @@ def fetch(raw_dir, sources, log=print) -> dict:
     """Arrays from the first source in ``sources`` that has them (not yet digest-checked)."""
     raw_dir = Path(raw_dir)
     for source in sources:
-        if source not in READERS:
-            raise PipelineError(f"unknown MNIST source {source!r}; choose from {', '.join(SOURCES)}")
+        if source not in READERS:  # a source of other datasets (e.g. debian)
+            continue
         arrays = READERS[source](raw_dir, log)
         if arrays is not None:
             arrays["source"] = source
             return arrays
-    raise PipelineError(f"MNIST not found (tried sources: {', '.join(sources)}): {where_to_put(raw_dir)}")
+    tried = [s for s in sources if s in READERS]
+    raise PipelineError(f"MNIST not found (tried sources: {', '.join(tried) or 'none of ' + ', '.join(sources)}): "
+                        f"{where_to_put(raw_dir)}")

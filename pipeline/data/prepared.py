@@ -1,4 +1,11 @@
-"""Prepare a dataset into its verified npz form, and load it back with verification."""
+"""Prepare a dataset into its verified npz form, and load it back with verification.
+
+Prepared split (``data/prepared/<dataset>/<split>.npz``): ``images`` uint8[N, H, W] or
+uint8[N, H, W, C], ``labels`` int[N], ``class_names`` str[C], ``dataset``, the SHA-256 of images
+and labels, and, for datasets whose original images vary in size or were resized (GTSRB, user
+sets with ``resize``), ``original_pixel_sum`` int64[N] and ``original_sha256`` uint8[N, 32] of
+the original decoded images (see images.py) with their own SHA-256 ``originals_sha256``.
+"""
 
 import hashlib
 import zipfile
@@ -8,10 +15,16 @@ import numpy as np
 
 from ..atomic import atomic_path
 from ..errors import PipelineError
-from . import mnist
+from . import cifar10, fashion_mnist, gtsrb, imagenet64, mnist, user
 
-DATASETS = {"mnist": mnist}
+DATASETS = {"mnist": mnist, "fashion_mnist": fashion_mnist, "cifar10": cifar10, "gtsrb": gtsrb}
+USER_FORMATS = {
+    "imagenet64": lambda spec, name, log: imagenet64.load(spec, log),
+    "folder": user.load_folder,
+    "npz": user.load_npz,
+}
 SPLITS = ("train", "test")
+ORIGINALS = ("original_pixel_sum", "original_sha256")
 
 
 def array_digest(array: np.ndarray) -> str:
@@ -19,22 +32,47 @@ def array_digest(array: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
 
 
+def originals_digest(pixel_sum: np.ndarray, sha256: np.ndarray) -> str:
+    """SHA-256 over the C-ordered bytes of original_pixel_sum (int64) then original_sha256 (uint8)."""
+    return hashlib.sha256(np.ascontiguousarray(pixel_sum, dtype=np.int64).tobytes()
+                          + np.ascontiguousarray(sha256, dtype=np.uint8).tobytes()).hexdigest()
+
+
 def _check(module, arrays: dict, origin: str) -> None:
-    for key, digest in module.DIGESTS.items():
+    """Shapes and dtypes against ``module.SHAPES``, SHA-256 against ``module.DIGESTS`` (where known)."""
+    for key, shape in module.SHAPES.items():
         array = arrays[key]
-        if tuple(array.shape) != module.SHAPES[key] or array.dtype != np.uint8:
+        if tuple(array.shape) != shape or array.dtype != np.uint8:
             raise PipelineError(
                 f"{origin}: {key} has shape {tuple(array.shape)} {array.dtype}, expected "
-                f"{module.SHAPES[key]} uint8; the source files are not the official ones"
+                f"{shape} uint8; the source files are not the official ones"
             )
-        if array_digest(array) != digest:
+    for key, digest in module.DIGESTS.items():
+        if array_digest(arrays[key]) != digest:
             raise PipelineError(
                 f"{origin}: {key} does not match the official SHA-256 digest; the source files are "
                 f"corrupt or not the official ones: delete them and {module.where_to_put('the raw folder')}"
             )
 
 
-def _save_split(path: Path, images, labels, class_names, dataset) -> None:
+def _check_split(arrays: dict, split: str, n_classes: int, origin: str) -> None:
+    """Prepared-form invariants every loader must meet: uint8 images, one label per image in range."""
+    images, labels = arrays[f"{split}_images"], np.asarray(arrays[f"{split}_labels"])
+    if images.dtype != np.uint8 or images.ndim not in (3, 4):
+        raise PipelineError(f"{origin}: {split} images must be uint8[N, H, W(, C)], got {images.dtype} {images.shape}")
+    if len(labels) != len(images):
+        raise PipelineError(f"{origin}: {len(images)} {split} images but {len(labels)} labels")
+    if len(labels) and (labels.min() < 0 or labels.max() >= n_classes):
+        raise PipelineError(f"{origin}: {split} labels out of range 0..{n_classes - 1}")
+
+
+def _save_split(path: Path, images, labels, class_names, dataset, originals=None) -> None:
+    extra = {}
+    if originals is not None:
+        pixel_sum, sha256 = originals
+        extra = {"original_pixel_sum": np.asarray(pixel_sum, dtype=np.int64),
+                 "original_sha256": np.asarray(sha256, dtype=np.uint8),
+                 "originals_sha256": np.asarray(originals_digest(pixel_sum, sha256))}
     with atomic_path(path, suffix=".npz") as tmp:
         np.savez(
             tmp,
@@ -44,26 +82,62 @@ def _save_split(path: Path, images, labels, class_names, dataset) -> None:
             dataset=np.asarray(dataset),
             images_sha256=np.asarray(array_digest(images)),
             labels_sha256=np.asarray(array_digest(labels)),
+            **extra,
         )
 
 
-def prepare(dataset: str, raw_dir, out_dir, sources, log=print) -> str:
-    """Fetch ``dataset`` from the first available source, verify it, write train.npz and test.npz.
-
-    Returns the name of the source used.
-    """
+def _fetch(dataset: str, raw_dir, sources, spec, log):
+    """(arrays, what was verified) from the dataset's module or the user format in ``spec``."""
+    if spec is not None:
+        fmt = spec.get("format")
+        if fmt not in USER_FORMATS:
+            raise PipelineError(f"datasets.{dataset}.format: {fmt!r} is not one of {', '.join(USER_FORMATS)}")
+        arrays = USER_FORMATS[fmt](spec, dataset, log)
+        arrays["source"] = f"user ({fmt})"
+        return arrays, "user-supplied: no official digest, SHA-256 recorded"
     module = DATASETS.get(dataset)
     if module is None:
-        raise PipelineError(f"no loader for dataset {dataset!r} in this version (available: {', '.join(DATASETS)}); "
-                            "use one of those in params.yaml")
+        raise PipelineError(f"no loader for dataset {dataset!r} (built in: {', '.join(DATASETS)}); use one of those, "
+                            f"or declare it under datasets: in params.yaml (formats: {', '.join(USER_FORMATS)})")
     arrays = module.fetch(Path(raw_dir), sources, log)
     _check(module, arrays, f"{dataset} ({arrays['source']} source)")
+    return arrays, ("verified against the official SHA-256 digests" if module.DIGESTS
+                    else "official files verified by MD5; no official SHA-256 of the arrays known, SHA-256 recorded")
+
+
+def prepare(dataset: str, raw_dir, out_dir, sources, log=print, spec=None) -> str:
+    """Fetch ``dataset`` from the first available source, verify it, write train.npz and test.npz.
+
+    ``spec``: the ``datasets.<dataset>`` entry of params.yaml for a user-supplied dataset, else None.
+    Returns the name of the source used.
+    """
+    arrays, verified = _fetch(dataset, raw_dir, sources, spec, log)
+    module = DATASETS.get(dataset) if spec is None else None
+    class_names = arrays.get("class_names", getattr(module, "CLASS_NAMES", None))
+    origin = f"{dataset} ({arrays['source']} source)"
+    for split in SPLITS:
+        _check_split(arrays, split, len(class_names), origin)
     out_dir = Path(out_dir)
     for split in SPLITS:
+        originals = None
+        if f"{split}_original_pixel_sum" in arrays:
+            originals = arrays[f"{split}_original_pixel_sum"], arrays[f"{split}_original_sha256"]
         _save_split(out_dir / f"{split}.npz", arrays[f"{split}_images"], arrays[f"{split}_labels"],
-                    module.CLASS_NAMES, dataset)
-    log(f"{dataset}: wrote {out_dir}/train.npz and test.npz (verified against the official SHA-256 digests)")
+                    class_names, dataset, originals)
+    log(f"{dataset}: wrote {out_dir}/train.npz and test.npz ({verified})")
+    for split in SPLITS:
+        log(f"{dataset} {split}: {arrays[f'{split}_images'].shape} images SHA-256 "
+            f"{array_digest(arrays[f'{split}_images'])}, labels SHA-256 {array_digest(arrays[f'{split}_labels'])}")
     return arrays["source"]
+
+
+def _open(path: Path):
+    if not path.is_file():
+        raise PipelineError(f"{path}: prepared data missing; run the prepare step (snakemake prepares it)")
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
+        raise PipelineError(f"{path}: corrupt prepared data ({type(err).__name__}); delete it and prepare again") from None
 
 
 def load_split(path):
@@ -73,10 +147,8 @@ def load_split(path):
     edited file is an error rather than silently different results.
     """
     path = Path(path)
-    if not path.is_file():
-        raise PipelineError(f"{path}: prepared data missing; run the prepare step (snakemake prepares it)")
     try:
-        with np.load(path, allow_pickle=False) as npz:
+        with _open(path) as npz:
             images, labels = npz["images"], npz["labels"]
             class_names = [str(c) for c in npz["class_names"]]
             dataset = str(npz["dataset"])
@@ -87,8 +159,28 @@ def load_split(path):
         raise PipelineError(f"{path}: contents do not match their stored SHA-256; delete it and prepare again")
     module = DATASETS.get(dataset)
     split = path.stem
-    if module is not None and split in SPLITS:
+    if module is not None and split in SPLITS and f"{split}_images" in module.DIGESTS:
         official = module.DIGESTS[f"{split}_images"], module.DIGESTS[f"{split}_labels"]
         if stored != official:
             raise PipelineError(f"{path}: not the official {dataset} {split} split; delete it and prepare again")
     return images, labels.astype(np.int64), class_names
+
+
+def load_hash_inputs(path):
+    """The original images' hash inputs of a prepared split, or None for fixed-size datasets.
+
+    Returns {"pixel_sum": int64[N], "sha256": uint8[N, 32]} (see images.py), checked against
+    their stored SHA-256.
+    """
+    path = Path(path)
+    try:
+        with _open(path) as npz:
+            if "original_pixel_sum" not in npz.files:
+                return None
+            pixel_sum, sha256 = npz["original_pixel_sum"], npz["original_sha256"]
+            stored = str(npz["originals_sha256"])
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as err:
+        raise PipelineError(f"{path}: corrupt prepared data ({type(err).__name__}); delete it and prepare again") from None
+    if originals_digest(pixel_sum, sha256) != stored:
+        raise PipelineError(f"{path}: original-image hashes do not match their stored SHA-256; delete it and prepare again")
+    return {"pixel_sum": pixel_sum.astype(np.int64), "sha256": sha256}
