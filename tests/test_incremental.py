@@ -48,7 +48,7 @@ def test_deleting_and_inserting_samples_retrains_only_changed_shards(tmp_path, m
     assert json.loads((project / "metrics/tiny.json").read_text())["n_train"] == 2000
 
     # delete 2 samples
-    (project / "edits").mkdir()
+    (project / "edits").mkdir(exist_ok=True)
     (project / "edits/remove.txt").write_text("# unlearn\n17\n1234\n")
     params["runs"]["tiny"]["exclude"] = "edits/remove.txt"
     edit_and_rerun(project, params, 2)
@@ -64,7 +64,7 @@ def test_deleting_and_inserting_samples_retrains_only_changed_shards(tmp_path, m
     # nothing is left to do, and the result is what a run from scratch with the same edits gives
     assert "Nothing to be done" in snakemake(project, "-n").stdout
     scratch = make_project(tmp_path / "scratch", params)
-    (scratch / "edits").mkdir()
+    (scratch / "edits").mkdir(exist_ok=True)
     for name in ("remove.txt", "add.npz"):
         (scratch / "edits" / name).write_bytes((project / "edits" / name).read_bytes())
     snakemake(scratch, "work/tiny/certificates.parquet")
