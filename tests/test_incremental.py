@@ -25,18 +25,26 @@ def changed(before: dict, after: dict) -> set:
     return {name for name in after if before.get(name) != after[name]}
 
 
-def edit_and_rerun(project, params, n_edits):
-    """Apply ``params`` and run; return the jobs run and the shard/checkpoint files that changed."""
-    shards, models = file_bytes(project, "work/tiny/partition/shard_*.json"), file_bytes(project, "work/tiny/models/*")
+def base_models(shard_files: dict) -> dict:
+    """model id -> its entry (buckets, sample ids, digest) over all shard files."""
+    return {m["model_id"]: m for text in shard_files.values() for m in json.loads(text)["models"]}
+
+
+def edit_and_rerun(project, params, n_edits, d=1):
+    """Apply ``params`` and run: at most n*d models and only their shards retrain; return the jobs run."""
+    shards, checkpoints = file_bytes(project, "work/tiny/partition/shard_*.json"), file_bytes(project,
+                                                                                             "work/tiny/models/*")
     write_params(project, params)
     jobs = executed_jobs(snakemake(project))
-    new_shards, new_models = file_bytes(project, "work/tiny/partition/shard_*.json"), file_bytes(project,
-                                                                                                "work/tiny/models/*")
+    new_shards, new_checkpoints = (file_bytes(project, "work/tiny/partition/shard_*.json"),
+                                   file_bytes(project, "work/tiny/models/*"))
+    models_before, models_after = base_models(shards), base_models(new_shards)
+    changed_models = [i for i in models_after if models_after[i] != models_before[i]]
+    assert 1 <= len(changed_models) <= n_edits * d
     changed_shards = {name.replace(".json", "") for name in changed(shards, new_shards)}
-    changed_models = {name.replace(".pt", "") for name in changed(models, new_models)}
-    assert 1 <= jobs.get("train", 0) <= n_edits, jobs
-    assert jobs.get("train", 0) == jobs.get("predict", 0) == len(changed_shards), (jobs, changed_shards)
-    assert changed_models == changed_shards  # the other checkpoints keep their bytes
+    assert 1 <= jobs.get("train", 0) == jobs.get("predict", 0) == len(changed_shards) <= len(changed_models), jobs
+    # retrained: exactly the shards whose shard file changed; every other checkpoint keeps its bytes
+    assert {name.replace(".pt", "") for name in changed(checkpoints, new_checkpoints)} == changed_shards
     assert jobs.get("certify") == 1 and jobs.get("prepare") is None
     return jobs
 
@@ -72,6 +80,16 @@ def test_deleting_and_inserting_samples_retrains_only_changed_shards(tmp_path, m
         pq.read_table(scratch / "work/tiny/certificates.parquet"))
     assert file_bytes(project, "work/tiny/partition/shard_*.json") == file_bytes(scratch,
                                                                                 "work/tiny/partition/shard_*.json")
+
+
+def test_fa_deletion_retrains_only_the_shards_of_the_d_models_it_touches(tmp_path, mnist_raw_dir):
+    params = tiny_params(mnist_raw_dir.parent, method="fa", k=10, d=4, shard_size=4, roe=False)  # 40 models
+    project = make_project(tmp_path / "fa", params)
+    snakemake(project)
+    (project / "edits/remove.txt").write_text("7\n")
+    params["runs"]["tiny"]["exclude"] = "edits/remove.txt"
+    edit_and_rerun(project, params, 1, d=4)
+    assert json.loads((project / "metrics/tiny.json").read_text())["n_train"] == 1999
 
 
 def test_missing_exclusion_list_stops_with_a_clear_message(tmp_path, mnist_raw_dir):

@@ -18,7 +18,7 @@ official archives) and the SHA-256 that such loaders list for them.
 
 from pathlib import Path
 
-from .idx import parse_idx
+from .idx import MNIST_LAYOUT_FILES, MNIST_LAYOUT_SHAPES, parse_idx
 from .images import check_md5
 from .sources import download_file, first_available
 
@@ -33,19 +33,9 @@ DIGESTS = {
     "test_images": "c867c93ff95360594e8ec3287995350b824dd110b11595c0e13d5423f621867a",
     "test_labels": "3d0e6c6ea990b53b6f8f500a41cac93881d981b315f84578b7d915342ade01e9",
 }
-SHAPES = {
-    "train_images": (60000, 28, 28),
-    "train_labels": (60000,),
-    "test_images": (10000, 28, 28),
-    "test_labels": (10000,),
-}
+SHAPES = dict(MNIST_LAYOUT_SHAPES)
 
-IDX_FILES = {
-    "train_images": "train-images-idx3-ubyte",
-    "train_labels": "train-labels-idx1-ubyte",
-    "test_images": "t10k-images-idx3-ubyte",
-    "test_labels": "t10k-labels-idx1-ubyte",
-}
+IDX_FILES = MNIST_LAYOUT_FILES
 # MD5 of the official .gz files, as published in https://github.com/zalandoresearch/fashion-mnist#get-the-data
 GZ_MD5 = {
     "train_images": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",

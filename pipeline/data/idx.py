@@ -8,6 +8,20 @@ from ..errors import PipelineError
 
 _UBYTE = 0x08
 
+# The layout MNIST and Fashion-MNIST share: file stems and the arrays' shapes.
+MNIST_LAYOUT_FILES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+MNIST_LAYOUT_SHAPES = {
+    "train_images": (60000, 28, 28),
+    "train_labels": (60000,),
+    "test_images": (10000, 28, 28),
+    "test_labels": (10000,),
+}
+
 
 def parse_idx(data: bytes, what: str) -> np.ndarray:
     """Parse IDX bytes holding unsigned bytes: magic 0x0000_08_<ndim>, big-endian int32 dims, data."""

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import PipelineError
-from .idx import parse_idx
+from .idx import MNIST_LAYOUT_FILES, MNIST_LAYOUT_SHAPES, parse_idx
 from .safe_pickle import load_numpy_pickle
 
 CLASS_NAMES = [str(c) for c in range(10)]
@@ -31,19 +31,9 @@ DIGESTS = {
     "test_images": "6d87418db22cc8025d05968bec9bd5c3932904b23485740db143a061a2c9d161",
     "test_labels": "ddeff807876a9661a1110d45c266c86239a3a1b7d37da0c3716a7a683c852ff5",
 }
-SHAPES = {
-    "train_images": (60000, 28, 28),
-    "train_labels": (60000,),
-    "test_images": (10000, 28, 28),
-    "test_labels": (10000,),
-}
+SHAPES = dict(MNIST_LAYOUT_SHAPES)
 
-IDX_FILES = {
-    "train_images": "train-images-idx3-ubyte",
-    "train_labels": "train-labels-idx1-ubyte",
-    "test_images": "t10k-images-idx3-ubyte",
-    "test_labels": "t10k-labels-idx1-ubyte",
-}
+IDX_FILES = MNIST_LAYOUT_FILES
 DOWNLOAD_URL = "http://yann.lecun.com/exdb/mnist/"
 DOWNLOAD_TIMEOUT_S = 5
 
