@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from .data import load_hash_inputs, load_split
-from .data.images import original_hash_inputs
+from .data.images import check_labels, original_hash_inputs
 from .errors import PipelineError
 
 
@@ -52,11 +52,13 @@ def load_insertions(path, image_shape: tuple, n_classes: int):
         raise PipelineError(f"{path}: cannot read the insertion file ({err}); {fix}") from None
     if x.dtype != np.uint8 or tuple(x.shape[1:]) != tuple(image_shape):
         raise PipelineError(f"{path}: x is {x.dtype} of shape {list(x.shape)}; {fix}")
-    if y.ndim != 1 or len(y) != len(x) or not np.issubdtype(y.dtype, np.integer):
-        raise PipelineError(f"{path}: y is {y.dtype} of shape {list(y.shape)} for {len(x)} images; {fix}")
-    if y.size and (y.min() < 0 or y.max() >= n_classes):
-        raise PipelineError(f"{path}: label {int(y.min() if y.min() < 0 else y.max())} is out of range; {fix}")
-    return x, y.astype(np.int64)
+    try:
+        labels = check_labels(y, n_classes, f"{path}: y")
+    except PipelineError as err:
+        raise PipelineError(f"{err}; {fix}") from None
+    if len(labels) != len(x):
+        raise PipelineError(f"{path}: y has {len(labels)} labels for {len(x)} images; {fix}")
+    return x, labels
 
 
 def edited_training_set(train_path, train_limit=None, insert=None, exclude=None) -> dict:

@@ -41,7 +41,7 @@ def write_npz(path, **arrays):
     (dict(x=np.zeros((2, 4, 4), np.uint8)), r"has arrays \['x'\], not x and y"),
     (dict(x=np.zeros((2, 4, 4), np.float32), y=np.zeros(2, int)), "x is float32 of shape"),
     (dict(x=np.zeros((2, 5, 4), np.uint8), y=np.zeros(2, int)), r"x is uint8 of shape \[2, 5, 4\]"),
-    (dict(x=np.zeros((2, 4, 4), np.uint8), y=np.zeros(3, int)), "y is int64 of shape"),
+    (dict(x=np.zeros((2, 4, 4), np.uint8), y=np.zeros(3, int)), "y has 3 labels for 2 images"),
     (dict(x=np.zeros((2, 4, 4), np.uint8), y=np.array([0, 10])), "label 10 is out of range"),
     (dict(x=np.zeros((2, 4, 4), np.uint8), y=np.array([-1, 0])), "label -1 is out of range"),
 ])
