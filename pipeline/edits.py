@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from .data import load_hash_inputs, load_split
-from .data.images import check_labels, original_hash_inputs
+from .data.images import check_labels, original_hash_arrays
 from .errors import PipelineError
 
 
@@ -80,12 +80,8 @@ def edited_training_set(train_path, train_limit=None, insert=None, exclude=None)
         extra_images, extra_labels = images[:0], labels[:0]
     images, labels = np.concatenate([images, extra_images]), np.concatenate([labels, extra_labels])
     if originals is not None:
-        own = [original_hash_inputs(image) for image in extra_images]
-        originals = {
-            "pixel_sum": np.concatenate([originals["pixel_sum"], np.array([o[0] for o in own], dtype=np.int64)]),
-            "sha256": np.concatenate([originals["sha256"],
-                                      np.array([np.frombuffer(o[1], np.uint8) for o in own], np.uint8).reshape(-1, 32)]),
-        }
+        own = dict(zip(("pixel_sum", "sha256"), original_hash_arrays(extra_images)))
+        originals = {key: np.concatenate([value, own[key]]) for key, value in originals.items()}
     ids = np.arange(len(labels), dtype=np.int64)
     if exclude is not None:
         ids = kept_ids(len(labels), read_exclusions(exclude), exclude)

@@ -25,9 +25,9 @@ def pixel_sum_hash(images: np.ndarray) -> np.ndarray:
 
 def sha256_hash(images: np.ndarray) -> np.ndarray:
     """First 8 bytes of SHA-256 of each image's C-ordered bytes, as uint64[N] (an option, not the default)."""
-    flat = np.ascontiguousarray(images.reshape(len(images), -1))
-    return np.array([int.from_bytes(hashlib.sha256(row.tobytes()).digest()[:8], "big") for row in flat],
-                    dtype=np.uint64)
+    from .data.images import original_hash_arrays
+
+    return sha256_prefix(original_hash_arrays(images)[1])
 
 
 def sha256_prefix(digests: np.ndarray) -> np.ndarray:

@@ -94,6 +94,11 @@ def snakemake(project, *args, check=True):
     return run(["snakemake", "--cores", "2", *args], project, check=check)
 
 
+def file_bytes(project, pattern) -> dict:
+    """File name -> bytes of every file matching ``pattern`` in ``project``."""
+    return {p.name: p.read_bytes() for p in sorted(project.glob(pattern))}
+
+
 def executed_jobs(result) -> dict:
     """Rule -> number of jobs a snakemake run executed, from its log on stdout/stderr."""
     counts = {}

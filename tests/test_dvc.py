@@ -6,7 +6,7 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
-from .conftest import executed_jobs, make_project, run, snakemake, tiny_params, write_params
+from .conftest import executed_jobs, file_bytes, make_project, run, snakemake, tiny_params, write_params
 
 pytestmark = pytest.mark.workflow
 
@@ -41,7 +41,7 @@ def git(project, *args):
 
 
 def checkpoint_bytes(project):
-    return {p.name: p.read_bytes() for p in sorted(project.glob("work/tiny/models/*.pt"))}
+    return file_bytes(project, "work/tiny/models/*.pt")
 
 
 def test_push_clone_pull_retrains_nothing(tmp_path, mnist_raw_dir):

@@ -12,13 +12,9 @@ import pytest
 
 from pipeline.data import load_split
 
-from .conftest import executed_jobs, make_project, snakemake, tiny_params, write_params
+from .conftest import executed_jobs, file_bytes, make_project, snakemake, tiny_params, write_params
 
 pytestmark = pytest.mark.workflow
-
-
-def file_bytes(project, pattern):
-    return {p.name: p.read_bytes() for p in sorted(project.glob(pattern))}
 
 
 def changed(before: dict, after: dict) -> set:

@@ -56,6 +56,17 @@ def original_hash_inputs(image: np.ndarray) -> tuple[int, bytes]:
     return int(image.sum(dtype=np.int64)), hashlib.sha256(image.tobytes()).digest()
 
 
+def original_hash_arrays(images) -> tuple[np.ndarray, np.ndarray]:
+    """original_hash_inputs of every image: (pixel sums int64[N], SHA-256 digests uint8[N, 32])."""
+    sums = np.empty(len(images), dtype=np.int64)
+    digests = np.empty((len(images), 32), dtype=np.uint8)
+    for i, image in enumerate(images):
+        total, digest = original_hash_inputs(image)
+        sums[i] = total
+        digests[i] = np.frombuffer(digest, dtype=np.uint8)
+    return sums, digests
+
+
 def stack_images(images: list, size, what: str) -> dict:
     """Stack decoded images into the prepared arrays.
 
@@ -73,12 +84,7 @@ def stack_images(images: list, size, what: str) -> dict:
         if not images:
             raise PipelineError(f"{what}: no images found")
         return {"images": np.stack(images)}
-    sums = np.empty(len(images), dtype=np.int64)
-    digests = np.empty((len(images), 32), dtype=np.uint8)
-    for i, image in enumerate(images):
-        total, digest = original_hash_inputs(image)
-        sums[i] = total
-        digests[i] = np.frombuffer(digest, dtype=np.uint8)
+    sums, digests = original_hash_arrays(images)
     resized = [resize_image(image, size) for image in images]
     if not resized:
         raise PipelineError(f"{what}: no images found")

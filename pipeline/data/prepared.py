@@ -16,6 +16,7 @@ import numpy as np
 from ..atomic import atomic_path
 from ..errors import PipelineError
 from . import cifar10, fashion_mnist, gtsrb, imagenet64, mnist, user
+from .images import check_labels
 
 DATASETS = {"mnist": mnist, "fashion_mnist": fashion_mnist, "cifar10": cifar10, "gtsrb": gtsrb}
 USER_FORMATS = {
@@ -62,8 +63,7 @@ def _check_split(arrays: dict, split: str, n_classes: int, origin: str) -> None:
         raise PipelineError(f"{origin}: {split} images must be uint8[N, H, W(, C)], got {images.dtype} {images.shape}")
     if len(labels) != len(images):
         raise PipelineError(f"{origin}: {len(images)} {split} images but {len(labels)} labels")
-    if len(labels) and (labels.min() < 0 or labels.max() >= n_classes):
-        raise PipelineError(f"{origin}: {split} labels out of range 0..{n_classes - 1}")
+    check_labels(labels, n_classes, f"{origin}: {split}")
 
 
 def _save_split(path: Path, images, labels, class_names, dataset, originals=None) -> None:
