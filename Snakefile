@@ -7,6 +7,15 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
+import sys
+
+sys.path.insert(0, workflow.basedir)  # the pipeline package next to this workflow
+from pipeline.config import check_yaml_syntax
+
+# Snakemake's own message for a broken config file names neither the file nor the line.
+check_yaml_syntax("params.yaml")
+
+
 configfile: "params.yaml"
 
 
@@ -38,6 +47,8 @@ rule all:
     default_target: True
     input:
         final_outputs(),
+        intermediate_outputs(),
+        trained_outputs,
 
 
 onsuccess:

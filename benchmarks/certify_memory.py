@@ -15,11 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.atomic import json_bytes, write_bytes
-from pipeline.data.prepared import _save_split
+from pipeline.atomic import json_bytes, write_bytes, write_parquet
+from pipeline.data.prepared import _save_split, array_digest
+from pipeline.learners import resolve_params
 from pipeline.partition import model_buckets
 from pipeline.predict import predictions_table
-from pipeline.atomic import write_parquet
+from pipeline.provenance import PREDICTIONS_KEY, learner_spec, model_records, with_self_digest
 
 N_CLASSES = 10
 
@@ -27,7 +28,11 @@ N_CLASSES = 10
 def write_inputs(root: Path, k: int, d: int, n_test: int, shard_size: int, roe: bool):
     rng = np.random.default_rng(0)
     labels = rng.integers(0, N_CLASSES, n_test)
-    _save_split(root / "test.npz", np.zeros((n_test, 1, 1), np.uint8), labels, [str(c) for c in range(10)], "synthetic")
+    images = np.zeros((n_test, 1, 1), np.uint8)
+    _save_split(root / "test.npz", images, labels, [str(c) for c in range(10)], "synthetic")
+    # the provenance certify checks: a hog_nn spec and this test set (the predictions themselves are random)
+    spec = learner_spec("hog_nn", resolve_params("hog_nn", {}))
+    test = {"n_test": n_test, "images_sha256": array_digest(images), "labels_sha256": array_digest(labels)}
     buckets = model_buckets("fa", k, d)
     n_models = k * d
     for s, lo in enumerate(range(0, n_models, shard_size)):
@@ -35,10 +40,13 @@ def write_inputs(root: Path, k: int, d: int, n_test: int, shard_size: int, roe: 
         shard = {"shard": s, "method": "fa", "k": k, "d": d, "n_buckets": k * d, "hash": "pixel_sum", "versions": 1,
                  "models": [{"model_id": i, "seeds": [i], "buckets": buckets[i].tolist(), "sample_ids": [i],
                              "subset_sha256": ""} for i in ids]}
-        write_bytes(root / f"shard_{s}.json", json_bytes(shard))
+        write_bytes(root / f"shard_{s}.json", json_bytes(with_self_digest(shard)))
         logits = rng.standard_normal((len(ids), n_test, N_CLASSES), dtype=np.float32)
         logits[:, np.arange(n_test), labels] += 2.3
-        table = predictions_table(ids, logits, roe)
+        record = {"shard": s, "learner": spec, "models": model_records(shard["models"]), "logits": roe, "test": test,
+                  "checkpoint_sha256": "synthetic"}
+        table = predictions_table(ids, logits, roe).replace_schema_metadata(
+            {PREDICTIONS_KEY: json.dumps(record, sort_keys=True)})
         write_parquet(root / f"pred_{s}.parquet", table, row_group_size=512 * len(ids))
     return sorted(root.glob("pred_*.parquet")), sorted(root.glob("shard_*.json"))
 
@@ -65,7 +73,7 @@ def main(argv=None):
         print(f"wrote {len(preds)} synthetic prediction shards in {time.perf_counter() - start:.0f} s")
     methods = ["fa", "fa_roe"] if args.roe else ["fa"]
     cmd = [sys.executable, "-m", "pipeline", "certify", "--run", "memory", "--dataset", "synthetic",
-           "--learner", "synthetic", "--predictions", *map(str, preds), "--shards", *map(str, shards),
+           "--learner", "hog_nn", "--predictions", *map(str, preds), "--shards", *map(str, shards),
            "--test", str(args.workdir / "test.npz"), "--radii", "0", "100", "200", "--methods", *methods,
            "--certificates", str(args.workdir / "cert.parquet"), "--metrics", str(args.workdir / "m.json"),
            "--curve", str(args.workdir / "c.csv"), "--plot", str(args.workdir / "c.png")]

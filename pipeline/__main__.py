@@ -22,8 +22,28 @@ def _path_or_none(text):
     return None if text in ("", "none", "None", "null") else text
 
 
+def _json_object(text):
+    value = _json(text)
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"must be a JSON object of parameter names and values, e.g. "
+                                         f"'{{\"epochs\": 10}}', not {text}")
+    return value
+
+
+def _positive(text):
+    """An integer >= 1 (in ASCII digits)."""
+    try:
+        value = int(text) if text.isascii() else None  # int() also reads other scripts' digits
+    except ValueError:
+        value = None
+    if value is None or value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer (1 or more), not {text!r}")
+    return value
+
+
 def _limit(text):
-    return None if text in ("", "none", "None", "null") else int(text)
+    """None (no limit: '', none, None or null) or an integer >= 1."""
+    return None if text in ("", "none", "None", "null") else _positive(text)
 
 
 def cmd_prepare(a):
@@ -57,14 +77,15 @@ def cmd_train(a):
 def cmd_predict(a):
     from .predict import predict_shard
 
-    predict_shard(a.model, a.test, a.test_limit, a.logits, a.device, a.threads, a.out)
+    predict_shard(a.model, a.shard, a.test, a.learner, a.learner_params, a.test_limit, a.logits, a.device, a.threads,
+                  a.out)
 
 
 def cmd_certify(a):
     from .results import certify_run
 
     m = certify_run(a.run, a.dataset, a.predictions, a.shards, a.test, a.test_limit, a.radii, a.methods, a.learner,
-                    a.certificates, a.metrics, a.curve, a.plot)
+                    a.learner_params, a.certificates, a.metrics, a.curve, a.plot)
     print(f"{a.run}: " + ", ".join(f"{m['methods'][k]} clean accuracy {100 * v:.2f} % median radius "
                                    f"{m['median_radius'][k]}" for k, v in m["clean_accuracy"].items()))
 
@@ -77,7 +98,7 @@ def cmd_report(a):
 
 def _add_compute_args(s, out_help: str) -> None:
     s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto: GPU when present")
-    s.add_argument("--threads", type=int, default=1, help="CPU threads for torch")
+    s.add_argument("--threads", type=_positive, default=1, help="CPU threads for torch")
     s.add_argument("--out", required=True, help=out_help)
 
 
@@ -102,12 +123,13 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("partition", help="hash training samples into buckets, write assignment and shard files")
     s.add_argument("--train", required=True, help="prepared train.npz")
     s.add_argument("--method", default="dpa", choices=["dpa", "fa"], help="aggregation: dpa or fa (Finite Aggregation)")
-    s.add_argument("--k", type=int, required=True, help="number of partitions")
-    s.add_argument("--d", type=int, default=1, help="FA spreading degree: k*d buckets, each model trains on d (1 for DPA)")
-    s.add_argument("--versions", type=int, default=1, help="DPA*: models (seeds) per partition, logits summed")
+    s.add_argument("--k", type=_positive, required=True, help="number of partitions")
+    s.add_argument("--d", type=_positive, default=1,
+                   help="FA spreading degree: k*d buckets, each model trains on d (1 for DPA)")
+    s.add_argument("--versions", type=_positive, default=1, help="DPA*: models (seeds) per partition, logits summed")
     s.add_argument("--hash", default="pixel_sum", choices=["pixel_sum", "sha256"], help="bucket hash")
-    s.add_argument("--shard-size", type=int, required=True, help="base models per shard (training job)")
-    s.add_argument("--expect-shards", type=int, required=True, help="number of shards the workflow expects")
+    s.add_argument("--shard-size", type=_positive, required=True, help="base models per shard (training job)")
+    s.add_argument("--expect-shards", type=_positive, required=True, help="number of shards the workflow expects")
     s.add_argument("--train-limit", type=_limit, default=None, help="use only the first N training samples")
     s.add_argument("--insert", default=None, type=_path_or_none,
                    help="npz (x, y) of samples appended to the training set as ids N, N+1, ...")
@@ -122,11 +144,16 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--train", required=True, help="prepared train.npz")
     s.add_argument("--inserted", required=True, help="inserted.npz from the partition step")
     s.add_argument("--learner", required=True, help="learner name (hog_nn, small_cnn, nin)")
-    s.add_argument("--learner-params", type=_json, default={}, help="learner parameters as JSON")
+    s.add_argument("--learner-params", type=_json_object, default={}, help="learner parameters as a JSON object")
     _add_compute_args(s, "checkpoint file (.pt)")
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("predict", help="scores and votes of one shard's models on the test set")
+    s.add_argument("--shard", required=True,
+                   help="the shard file the checkpoint was trained from (its subsets are checked against it)")
+    s.add_argument("--learner", required=True, help="learner name the models must have been trained with")
+    s.add_argument("--learner-params", type=_json_object, default={},
+                   help="learner parameters as a JSON object; a checkpoint trained with others is refused as stale")
     s.add_argument("--model", required=True, help="checkpoint from the train step")
     s.add_argument("--test", required=True, help="prepared test.npz")
     s.add_argument("--test-limit", type=_limit, default=None, help="use only the first N test samples")
@@ -138,7 +165,9 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("certify", help="certify every test sample; write certificates, metrics, curve and plot")
     s.add_argument("--run", required=True, help="run name")
     s.add_argument("--dataset", required=True, help="dataset name (for the metrics)")
-    s.add_argument("--learner", required=True, help="learner name (for the metrics)")
+    s.add_argument("--learner", required=True, help="learner name the predictions must come from")
+    s.add_argument("--learner-params", type=_json_object, default={},
+                   help="learner parameters as a JSON object; predictions computed with others are refused as stale")
     s.add_argument("--predictions", nargs="+", required=True, help="every shard's predictions file")
     s.add_argument("--shards", nargs="+", required=True, help="every shard file of the run")
     s.add_argument("--test", required=True, help="prepared test.npz")

@@ -9,19 +9,32 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
+from .errors import PipelineError
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
+
+
+def check_folder(path) -> Path:
+    """``path`` as a Path, once its folder exists (PipelineError otherwise).
+
+    A stage can call this on its output paths before long work, so that a mistyped path fails at once.
+    """
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise PipelineError(f"{path}: folder {path.parent} does not exist; create it or choose another output path")
+    return path
 
 
 @contextmanager
 def atomic_path(path, suffix=""):
     """Yield a temporary path next to ``path``; rename it onto ``path`` on success.
 
-    ``suffix`` keeps an extension some writers insist on (numpy adds ``.npz``).
+    ``suffix`` keeps an extension some writers insist on (numpy adds ``.npz``). The folder must exist
+    (PipelineError otherwise): a mistyped output path is not silently created; Snakemake creates
+    its jobs' output folders, and a stage whose option names an output folder creates that one.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = check_folder(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + suffix, dir=path.parent)
     os.close(fd)
     os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the file the usual permissions
@@ -69,11 +82,16 @@ def write_parquet(path, table, row_group_size=None) -> None:
     import pyarrow.parquet as pq
 
     with atomic_path(path) as tmp:
-        pq.write_table(table, tmp, row_group_size=row_group_size)
+        pq.write_table(table, tmp, row_group_size=row_group_size, write_page_checksum=True)
 
 
 def save_torch(path, obj) -> None:
+    """torch.save through memory: the zip's root folder is then always "archive", so equal objects give
+    equal bytes (saving to a path names it after the temporary file)."""
+    import io
+
     import torch
 
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    write_bytes(path, buffer.getvalue())

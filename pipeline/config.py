@@ -63,3 +63,28 @@ def load(path="params.yaml") -> dict:
     except yaml.YAMLError as err:
         raise PipelineError(f"{path}: not valid YAML ({err})") from None
     return validate(params if params is not None else {}, str(path))
+
+
+def check_yaml_syntax(path):
+    """A YAML syntax error in ``path`` as ValueError naming the file, line and column.
+
+    The Snakefile calls this on params.yaml before ``configfile:``, as Snakemake's own message for a
+    broken config file names neither the file nor the line. (Files given with --configfile are read by
+    Snakemake before the Snakefile runs.)
+    """
+    if not Path(path).is_file():
+        return
+    try:
+        with open(path, encoding="utf-8") as f:
+            yaml.safe_load(f)
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = err.problem or err.context or "invalid YAML"
+        if err.context and err.problem and err.context_mark and err.context_mark != err.problem_mark:
+            problem += (f" ({err.context} that starts at line {err.context_mark.line + 1}, "
+                        f"column {err.context_mark.column + 1})")
+        raise ValueError(f"{path}{where}: {problem}; fix the YAML syntax there "
+                         "(indent with spaces, not tabs; quote values containing ': ' or '#')") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path}: not valid YAML ({' '.join(str(err).split())}); fix the file") from None

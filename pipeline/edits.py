@@ -6,6 +6,7 @@ A sample's bucket depends only on its own pixels (DESIGN 4.1), so deleting or in
 changes the training sets of at most n base models (DPA) or n*d (FA), and only their shards retrain.
 """
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -27,9 +28,9 @@ def read_exclusions(path) -> np.ndarray:
         text = line.split("#", 1)[0].strip()
         if not text:
             continue
-        if not text.isdigit():
+        if not (text.isascii() and text.isdigit()):  # str.isdigit() alone also takes '²' and '１２'
             raise PipelineError(f"{path}, line {number}: {text!r} is not a sample id; write one non-negative "
-                                "integer per line ('#' starts a comment)")
+                                "integer per line in the digits 0-9 ('#' starts a comment)")
         ids.append(int(text))
     return np.unique(np.asarray(ids, dtype=np.int64))
 
@@ -42,14 +43,19 @@ def load_insertions(path, image_shape: tuple, n_classes: int):
     fix = (f"it must be an .npz with x (uint8, shape [M, {', '.join(map(str, image_shape))}]) "
            f"and y (integer labels 0..{n_classes - 1})")
     try:
-        with np.load(path, allow_pickle=False) as npz:
+        loaded = np.load(path, allow_pickle=False)
+        if isinstance(loaded, np.ndarray):  # an .npy file: np.load returns its one array
+            raise PipelineError(f"{path}: is a single array ({loaded.dtype} of shape {list(loaded.shape)}, "
+                                f"an .npy file), not an .npz archive; {fix}, e.g. written by "
+                                "numpy.savez(path, x=images, y=labels)")
+        with loaded as npz:
             if "x" not in npz.files or "y" not in npz.files:
                 raise PipelineError(f"{path}: has arrays {sorted(npz.files)}, not x and y; {fix}")
             x, y = npz["x"], npz["y"]
     except PipelineError:
         raise
-    except (OSError, ValueError) as err:
-        raise PipelineError(f"{path}: cannot read the insertion file ({err}); {fix}") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        raise PipelineError(f"{path}: cannot read the insertion file ({type(err).__name__}: {err}); {fix}") from None
     if x.dtype != np.uint8 or tuple(x.shape[1:]) != tuple(image_shape):
         raise PipelineError(f"{path}: x is {x.dtype} of shape {list(x.shape)}; {fix}")
     try:
@@ -112,9 +118,11 @@ def training_pool(train_path, inserted_path):
         with np.load(inserted_path, allow_pickle=False) as npz:
             x, y, first_id = npz["x"], npz["y"], int(npz["first_id"])
     except (OSError, ValueError, KeyError) as err:
-        raise PipelineError(f"{inserted_path}: unreadable ({err}); re-run the partition step") from None
+        raise PipelineError(f"{inserted_path}: unreadable ({err}); delete it and run snakemake again "
+                            "(the partition step rewrites it)") from None
     if first_id > len(labels) or tuple(x.shape[1:]) != tuple(images.shape[1:]):
-        raise PipelineError(f"{inserted_path}: does not fit {train_path}; re-run the partition step")
+        raise PipelineError(f"{inserted_path}: does not fit {train_path}; delete it and run snakemake "
+                              "again (the partition step rewrites it)")
     return np.concatenate([images[:first_id], x]), np.concatenate([labels[:first_id], y]), class_names
 
 

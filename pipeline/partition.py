@@ -13,6 +13,7 @@ import numpy as np
 
 from .atomic import json_bytes, write_bytes_if_changed
 from .errors import PipelineError
+from .provenance import with_self_digest
 
 HASHES = ("pixel_sum", "sha256")
 FA_OFFSET_SEED = 1000000207
@@ -155,7 +156,7 @@ def partition(images, labels, sample_ids, method="dpa", k=1, d=1, hash_name="pix
         )
     shards = []
     for s, models in enumerate(shard_ranges(len(row_sets), shard_size)):
-        shards.append({
+        shards.append(with_self_digest({
             "shard": s, "method": method, "k": k, "d": d, "n_buckets": n_buckets, "hash": hash_name,
             "versions": versions,
             "models": [{
@@ -165,7 +166,7 @@ def partition(images, labels, sample_ids, method="dpa", k=1, d=1, hash_name="pix
                 "sample_ids": id_sets[i].tolist(),
                 "subset_sha256": subset_digest(digests[r] for r in row_sets[i]),
             } for i in models],
-        })
+        }))
     assignment = {"sample_id": np.asarray(sample_ids, dtype=np.int64), "bucket": buckets, "digest": digests}
     return assignment, shards
 
@@ -188,6 +189,7 @@ def write_partition(out_dir, assignment, shards) -> list[int]:
     Removes shard files beyond the current shard count. Returns the indices of rewritten shards.
     """
     out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)  # the folder named by --out-dir
     write_bytes_if_changed(out_dir / "assignment.parquet", assignment_bytes(assignment))
     changed = [s["shard"] for s in shards if write_bytes_if_changed(out_dir / f"shard_{s['shard']}.json", json_bytes(s))]
     for stale in out_dir.glob("shard_*.json"):

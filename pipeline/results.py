@@ -1,11 +1,14 @@
 """Certify stage: gather votes of all models, certify, and write certificates, metrics and the curve."""
 
+import json
 
 import numpy as np
 
-from .atomic import atomic_path, write_json, write_parquet, write_text
+from . import provenance
+from .atomic import atomic_path, check_folder, write_json, write_parquet, write_text
 from .certify import dpa, fa, roe
 from .certify.buckets import bucket_feeds
+from .data.prepared import array_digest
 from .errors import PipelineError
 from .metrics import certified_accuracy, curve, median_radius
 from .predict import test_subset
@@ -33,7 +36,8 @@ def read_layout(shard_paths):
     shards = [read_shard(p) for p in shard_paths]
     models = sorted((m for s in shards for m in s["models"]), key=lambda m: m["model_id"])
     if [m["model_id"] for m in models] != list(range(len(models))):
-        raise PipelineError("shard files do not hold model ids 0..n-1 exactly once; re-run the partition step")
+        raise PipelineError("shard files do not hold model ids 0..n-1 exactly once; delete them and run snakemake "
+                            "again (the partition step rewrites them)")
     buckets = np.array([m["buckets"] for m in models], dtype=np.int64)
     sizes = np.array([len(m["sample_ids"]) for m in models], dtype=np.int64)
     return shards, models, buckets, sizes
@@ -55,10 +59,11 @@ def load_chunk(prediction_paths, start: int, stop: int, n_models: int, with_logi
     columns = ["test_id", "model_id", "vote"] + (["logits"] if with_logits else [])
     for path in prediction_paths:
         try:
-            table = pq.read_table(path, columns=columns, filters=[("test_id", ">=", start), ("test_id", "<", stop)])
+            table = pq.read_table(path, columns=columns, filters=[("test_id", ">=", start), ("test_id", "<", stop)],
+                                  page_checksum_verification=True)
         except Exception as err:
-            raise PipelineError(f"{path}: unreadable predictions ({type(err).__name__}: {err}); re-run predict "
-                                "(with logits where a Run-Off Election certificate is asked for)") from None
+            raise PipelineError(f"{path}: unreadable predictions ({type(err).__name__}: {' '.join(str(err).split())}); "
+                                "delete it and run snakemake again (it re-predicts the shard)") from None
         t = table["test_id"].to_numpy().astype(np.int64) - start
         m = table["model_id"].to_numpy().astype(np.int64)
         if m.size and (m.min() < 0 or m.max() >= n_models):
@@ -132,12 +137,57 @@ def curve_csv(curves: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def checked_provenance(prediction_paths, shard_paths, shards, spec: dict, test: dict, with_logits: bool) -> dict:
+    """Refuse predictions that do not come from the current shard files, learner spec and test set.
+
+    Returns the run's provenance: test-set digests, partition digest, learner spec and the digest of
+    the checkpoints the predictions were computed from.
+    """
+    if len(prediction_paths) != len(shard_paths):
+        raise PipelineError(f"{len(prediction_paths)} predictions files for {len(shard_paths)} shard files; give one "
+                            "per shard, in the same order")
+    checkpoints = []
+    for path, shard_path, shard in zip(prediction_paths, shard_paths, shards):
+        fix = f"delete {path} and run snakemake again (it re-predicts the shard, retraining it where needed)"
+        record = provenance.read_predictions_record(path)
+        if record.get("shard") != shard["shard"]:
+            raise PipelineError(f"{path}: holds shard {record.get('shard')}, expected shard {shard['shard']} of "
+                                f"{shard_path}; {fix}")
+        provenance.check_models(path, record["models"], shard_path, shard, fix)
+        provenance.check_learner(path, record["learner"], spec, fix)
+        if record["test"] != test:
+            raise PipelineError(f"{path}: stale, computed on another test set ({record['test']['n_test']} samples, "
+                                f"images SHA-256 {record['test']['images_sha256'][:12]}..., expected {test['n_test']}, "
+                                f"{test['images_sha256'][:12]}...); {fix}")
+        if with_logits and not record["logits"]:
+            raise PipelineError(f"{path}: holds votes only, but Run-Off Election needs every model's scores; {fix}")
+        checkpoints.append(record["checkpoint_sha256"])
+    models = sorted((m for s in shards for m in s["models"]), key=lambda m: m["model_id"])
+    layout = [{"model_id": m["model_id"], "buckets": m["buckets"], "seeds": m["seeds"],
+               "subset_sha256": m["subset_sha256"]} for m in models]
+    return {"test": test, "partition_sha256": provenance.canonical_digest(layout), "learner": spec,
+            "checkpoints_sha256": provenance.canonical_digest(checkpoints)}
+
+
 def certify_run(run, dataset, prediction_paths, shard_paths, test_path, test_limit, radii, methods, learner,
-                certificates_out, metrics_out, curve_out, plot_out):
+                learner_params, certificates_out, metrics_out, curve_out, plot_out):
+    """Certify every test sample of a run and write certificates, metrics, curve and plot.
+
+    Refuses predictions whose recorded provenance does not match the current shard files, learner
+    spec (``learner``, ``learner_params``) and test set; the outputs record that provenance.
+    """
     import pyarrow as pa
 
+    from .learners import resolve_params
+
+    for out in (certificates_out, metrics_out, curve_out, plot_out):
+        check_folder(out)
     shards, models, buckets, sizes = read_layout(shard_paths)
-    _, labels, class_names = test_subset(test_path, test_limit)
+    images, labels, class_names = test_subset(test_path, test_limit)
+    test = {"n_test": len(labels), "images_sha256": array_digest(images), "labels_sha256": array_digest(labels)}
+    spec = provenance.learner_spec(learner, resolve_params(learner, learner_params))
+    origin = checked_provenance(prediction_paths, shard_paths, shards, spec, test,
+                                any(METHODS[m][0] for m in methods))
     feed = bucket_feeds(buckets) if any(m.startswith("fa") for m in methods) else None
     results, base_accuracy = certify_all(prediction_paths, labels, len(class_names), len(models), methods, feed)
 
@@ -146,7 +196,8 @@ def certify_run(run, dataset, prediction_paths, shard_paths, test_path, test_lim
         suffix = "_roe" if m.endswith("_roe") else ""
         columns.setdefault(f"prediction{suffix}", prediction.astype(np.int16))
         columns[f"radius_{m}"] = radius.astype(np.int32)
-    write_parquet(certificates_out, pa.table(columns))
+    table = pa.table(columns).replace_schema_metadata({provenance.PREDICTIONS_KEY: json.dumps(origin, sort_keys=True)})
+    write_parquet(certificates_out, table)
 
     info = shards[0]
     versions = info.get("versions", 1)
@@ -165,6 +216,7 @@ def certify_run(run, dataset, prediction_paths, shard_paths, test_path, test_lim
         "median_radius_plus_one": {m: (None if v is None else v + 1) for m, v in median.items()},
         "partition_size": {"min": int(sizes.min()), "mean": float(sizes.mean()),
                            "median": float(np.median(sizes)), "max": int(sizes.max())},
+        "provenance": origin,
     }
     write_json(metrics_out, metrics, sort_keys=False)
     curves = {m: curve(r) for m, (_, r) in results.items()}

@@ -6,18 +6,24 @@ from pathlib import Path
 import numpy as np
 
 from . import learners
-from .atomic import save_torch
+from .atomic import check_folder, save_torch
 from .edits import training_pool
 from .errors import PipelineError
 from .partition import sample_digests, subset_digest
 from .progress import bar
+from .provenance import content_digest, has_valid_self_digest, learner_spec, model_records
 
 
 def read_shard(path) -> dict:
+    """A shard file, checked against the digest it carries of its own content."""
+    fix = "delete it and run snakemake again (the partition step rewrites it)"
     try:
-        return json.loads(Path(path).read_text())
+        shard = json.loads(Path(path).read_text())
     except (OSError, ValueError) as err:
-        raise PipelineError(f"{path}: unreadable shard file ({err}); re-run the partition step") from None
+        raise PipelineError(f"{path}: unreadable shard file ({err}); {fix}") from None
+    if not isinstance(shard, dict) or not has_valid_self_digest(shard):
+        raise PipelineError(f"{path}: damaged shard file (its content does not match its SHA-256); {fix}")
+    return shard
 
 
 def training_subset(images, labels, model: dict, shard_path):
@@ -25,11 +31,11 @@ def training_subset(images, labels, model: dict, shard_path):
     ids = np.asarray(model["sample_ids"], dtype=np.int64)
     if ids.size and (ids.min() < 0 or ids.max() >= len(labels)):
         raise PipelineError(f"{shard_path}: model {model['model_id']} names samples outside the training set; "
-                            "re-run the partition step")
+                            "re-run the partition step (snakemake --forcerun partition_<run>)")
     x, y = images[ids], labels[ids]
     if subset_digest(sample_digests(x, y)) != model["subset_sha256"]:
         raise PipelineError(f"{shard_path}: model {model['model_id']}'s training samples differ from the prepared "
-                            "data; re-run the partition step")
+                            "data; re-run the partition step (snakemake --forcerun partition_<run>)")
     return x, y
 
 
@@ -37,11 +43,14 @@ def train_shard(shard_path, train_path, learner_name, learner_params, device="au
                 inserted_path=None):
     """Fit every model of the shard (each DPA* version with its own seed) and save them to ``out``.
 
+    The checkpoint records its provenance: the learner spec and every model's subset digest and seeds.
+
     Sample ids refer to the prepared split followed by the inserted samples of ``inserted_path``
     (the partition step's inserted.npz; None: the prepared split alone), see pipeline.edits.
     """
     import torch
 
+    check_folder(out)  # before the work, not after
     torch.set_num_threads(max(1, threads))
     learner = learners.get(learner_name)
     params = learners.resolve_params(learner_name, learner_params)
@@ -54,7 +63,10 @@ def train_shard(shard_path, train_path, learner_name, learner_params, device="au
         versions = [learner.fit(x, y, len(class_names), seed, params, dev) for seed in model["seeds"]]
         models.append({"model_id": model["model_id"], "seeds": model["seeds"], "n_samples": len(y),
                        "versions": versions})
-    save_torch(out, {
+    checkpoint = {
         "learner": learner_name, "params": params, "n_classes": len(class_names), "class_names": class_names,
         "image_shape": list(images.shape[1:]), "shard": shard["shard"], "models": models,
-    })
+        # what the models were computed from: checked by predict against the shard file and params
+        "provenance": {"learner": learner_spec(learner_name, params), "models": model_records(shard["models"])},
+    }
+    save_torch(out, {**checkpoint, "content_sha256": content_digest(checkpoint)})

@@ -4,23 +4,79 @@ import os
 import sys
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, workflow.basedir)  # the pipeline package next to this workflow
 # Jobs run `python -m pipeline`: let that be the interpreter running Snakemake (e.g. .venv/bin/python
 # when started as .venv/bin/snakemake); a conda environment, when used, comes first in PATH anyway.
 os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
 
+from pipeline import resources as res
 from pipeline.certify import method_names
 from pipeline.config import validate
 from pipeline.edits import check_edit_files
 from pipeline.errors import PipelineError
+from pipeline.learners import defaults as learner_defaults
 from pipeline.learners import wants_gpu
+from pipeline.predict import test_chunk_size
 from pipeline.partition import n_shards
 
-try:
-    validate(config)
-    check_edit_files(config["runs"])
-except PipelineError as err:
-    raise ValueError(str(err)) from None
+def config_problem(cfg):
+    """The first problem of a config (validation, then the edit files it names) without its source, or None."""
+    try:
+        validate(cfg, source="")
+        check_edit_files(cfg["runs"], source="")
+    except PipelineError as err:
+        return str(err).removeprefix(": ")
+    return None
+
+
+def config_layers():
+    """(name, dict) of every source of the config, in the order Snakemake merges them (later ones win).
+
+    The Snakefile's configfile (params.yaml) unless --replace-workflow-config, then each --configfile,
+    then --config KEY=VALUE.
+    """
+    from snakemake.common.configfile import load_configfile
+
+    def shown(path):
+        relative = os.path.relpath(path)
+        return path if relative.startswith("..") else relative
+
+    cli_files = [os.path.abspath(f) for f in workflow.overwrite_configfiles or []]
+    layers = []
+    if not workflow.config_settings.replace_workflow_config:
+        layers += [(shown(f), load_configfile(f)) for f in workflow.configfiles if os.path.abspath(f) not in cli_files]
+    layers += [(shown(f), load_configfile(f)) for f in cli_files]
+    if workflow.config_settings.config:
+        layers.append(("--config", dict(workflow.config_settings.config)))
+    return layers
+
+
+def check_config():
+    """Validate the config; a problem is a ValueError naming the config file that brings it in.
+
+    That is the first source (in merge order) after which the merged config shows the problem.
+    """
+    import copy
+
+    from snakemake.utils import update_config
+
+    problem = config_problem(config)
+    if problem is None:
+        return
+    layers = config_layers()
+    source = " + ".join(name for name, _ in layers) or "config"
+    merged = {}
+    for name, layer in layers:
+        update_config(merged, copy.deepcopy(layer))
+        if config_problem(merged) == problem:
+            source = name
+            break
+    raise ValueError(f"{source}: {problem}")
+
+
+check_config()
 
 RUNS = config["runs"]
 PREPARED = config["data"]["prepared_dir"]
@@ -75,9 +131,87 @@ def train_inputs(w):
     })
 
 
+def learner_params_json(run):
+    """The run's learner parameters as canonical JSON (train, predict and certify check them)."""
+    return json.dumps(RUNS[run]["learner"]["params"], sort_keys=True)
+
+
 def train_gpus(run):
     """GPUs a training job asks the scheduler for: 1 for learners that want one, unless device is cpu."""
     return int(config["device"] != "cpu" and wants_gpu(RUNS[run]["learner"]["name"]))
+
+
+def dataset_size(dataset):
+    """n_train, n_test, image_shape, n_classes of a dataset (prepared files' headers, else its known shapes)."""
+    from pipeline.data.prepared import DATASETS
+
+    loader = DATASETS.get(dataset)
+    return res.dataset_size(prepared(dataset, "train"), prepared(dataset, "test"), getattr(loader, "SHAPES", None),
+                            len(getattr(loader, "CLASS_NAMES", None) or range(10)))
+
+
+def run_size(run):
+    """The quantities the run's job resources depend on (pipeline/resources.py)."""
+    cfg = RUNS[run]
+    size = dataset_size(cfg["dataset"])
+    pixels = int(np.prod(size["image_shape"]))
+    limit = lambda n, cap: n if cap is None else min(n, cap)  # noqa: E731
+    n_train, n_test = limit(size["n_train"], cfg["train_limit"]), limit(size["n_test"], cfg["test_limit"])
+    n_models = cfg["k"] * (cfg["d"] if cfg["method"] == "fa" else 1)
+    per_model = -(-n_train * (cfg["d"] if cfg["method"] == "fa" else 1) // n_models)
+    params = {**learner_defaults(cfg["learner"]["name"]), **cfg["learner"]["params"]}
+    resized = params.get("resize") or 0
+    return {
+        "learner": cfg["learner"]["name"], "params": params, "pixels": pixels,
+        "work_pixels": resized * resized * (size["image_shape"][-1] if len(size["image_shape"]) == 3 else 1) or pixels,
+        "train_bytes": size["n_train"] * pixels, "test_bytes": size["n_test"] * pixels, "n_train": n_train,
+        "n_test": n_test, "n_classes": size["n_classes"], "n_models": n_models, "d": cfg["d"],
+        "shard_models": min(cfg["shard_size"], n_models), "versions": cfg["versions"],
+        "max_subset": 2 * per_model + 20,  # the hash spreads samples about evenly; twice the mean bounds a subset
+    }
+
+
+def files_bytes(paths):
+    """Total size of the files at ``paths`` (folders walked)."""
+    walk = lambda p: (os.path.join(r, f) for r, _, fs in os.walk(p) for f in fs) if os.path.isdir(p) else [p]  # noqa: E731
+    return sum(os.path.getsize(f) for p in paths for f in walk(p))
+
+
+def prepare_mem_mb(dataset):
+    """Memory of a prepare job (MB): from the dataset's size; a user dataset's from its files (compressed
+    images decode to about 4 times their size)."""
+    size = dataset_size(dataset)
+    n_bytes = (size["n_train"] + size["n_test"]) * int(np.prod(size["image_shape"]))
+    on_disk = files_bytes(user_dataset_files(dataset))
+    return res.prepare_mem_mb(4 * on_disk if on_disk else n_bytes)
+
+
+def mem_mb(stage, run):
+    """Memory a job of ``stage`` declares for ``run`` (MB)."""
+    z = run_size(run)
+    if stage == "partition":
+        return res.partition_mem_mb(z["train_bytes"], z["n_train"], z["d"])
+    if stage == "train":
+        return res.train_mem_mb(z["learner"], z["train_bytes"], z["shard_models"] * z["max_subset"] * z["pixels"],
+                                z["work_pixels"], z["params"].get("batch_size", 0))
+    if stage == "predict":
+        model_bytes = z["shard_models"] * z["max_subset"] * z["pixels"] if z["learner"] == "hog_nn" else 0
+        return res.predict_mem_mb(z["learner"], z["test_bytes"], z["n_test"], z["shard_models"], z["n_classes"],
+                                  model_bytes, z["max_subset"] * z["pixels"], z["work_pixels"],
+                                  test_chunk_size([z["pixels"]]))
+    if stage == "certify":
+        return res.certify_mem_mb(z["test_bytes"], z["n_test"], z["n_models"], z["n_classes"], RUNS[run]["roe"])
+    raise ValueError(stage)
+
+
+def runtime_min(stage, run):
+    """Minutes a job of ``stage`` declares for ``run``."""
+    z = run_size(run)
+    on_gpu = train_gpus(run) > 0
+    if stage == "train":
+        epochs = z["params"].get("epochs", 1)
+        return res.train_runtime_min(z["learner"], z["shard_models"] * z["versions"] * z["max_subset"] * epochs, on_gpu)
+    return res.predict_runtime_min(z["learner"], z["n_test"], z["shard_models"] * z["versions"], z["max_subset"], on_gpu)
 
 
 def certificate_methods(run):
@@ -86,8 +220,13 @@ def certificate_methods(run):
 
 
 def code(*modules):
-    """Package modules a rule runs, as inputs, so that a code change re-runs the rule."""
-    return sorted(str(p) for m in modules for p in sorted(Path(workflow.basedir, "pipeline").glob(m)))
+    """Package modules a rule runs, as inputs, so that a code change re-runs the rule.
+
+    Relative to the working directory where the package lies inside it, so that a project folder can be
+    moved or copied without every job looking out of date.
+    """
+    paths = (p for m in modules for p in sorted(Path(workflow.basedir, "pipeline").glob(m)))
+    return sorted(os.path.relpath(p) if p.resolve().is_relative_to(Path.cwd().resolve()) else str(p) for p in paths)
 
 
 def final_outputs():
@@ -96,6 +235,28 @@ def final_outputs():
         outs += [f"metrics/{run}.json", f"plots/{run}_certified_accuracy.csv", f"plots/{run}_certified_accuracy.png",
                  f"work/{run}/certificates.parquet"]
     return outs
+
+
+def intermediate_outputs():
+    """Every file the runs' results are built from, up to the partition: prepared splits and partition files.
+
+    Targets of `rule all` (with trained_outputs), so that a plain `snakemake` rebuilds any of them that is
+    missing: Snakemake itself re-creates a missing intermediate file only when a job that reads it has to
+    run anyway. Listed without the checkpoint, since a missing shard file leaves the checkpoint incomplete.
+    """
+    outs = []
+    for run, cfg in RUNS.items():
+        outs += [prepared(cfg["dataset"], split) for split in ("train", "test")]
+        outs += [f"work/{run}/partition/assignment.parquet", f"work/{run}/partition/inserted.npz"]
+        outs += shard_files(run, "work/{run}/partition/shard_{shard}.json")
+    return sorted(set(outs))
+
+
+def trained_outputs(wildcards):
+    """Every run's checkpoints and predictions (once its partition is complete), as targets of `rule all`."""
+    return [path for run in RUNS for pattern in ("work/{run}/models/shard_{shard}.pt",
+                                                 "work/{run}/predictions/shard_{shard}.parquet")
+            for path in after_partition(run, shard_files(run, pattern))]
 
 
 def print_summary():

@@ -1,5 +1,7 @@
 # prepare: fetch a dataset from its first available source (built-in datasets) or from the files a
-# user declared under datasets: in params.yaml, verify it, write train/test npz.
+# user declared under datasets: in params.yaml, verify it, write train/test npz. A source that fails
+# verification is logged and the next one tried. Snakemake deletes train/test npz before rerunning this
+# job; MNIST and Fashion-MNIST keep their verified copies in .verified/ beside them as the last resort.
 
 
 rule prepare:
@@ -21,7 +23,7 @@ rule prepare:
     benchmark:
         "logs/benchmarks/prepare/{dataset}.tsv"
     resources:
-        mem_mb=3000,
+        mem_mb=lambda w: prepare_mem_mb(w.dataset),
         runtime=30,
     shell:
         "python -m pipeline prepare --dataset {wildcards.dataset} --raw-dir {params.raw_dir:q}"

@@ -37,7 +37,7 @@ for _run, _cfg in RUNS.items():
         benchmark:
             f"logs/benchmarks/{_run}/partition.tsv"
         resources:
-            mem_mb=4000,
+            mem_mb=mem_mb("partition", _run),
             runtime=30,
         shell:
             "python -m pipeline partition --train {input.train:q} --method {params.method} --k {params.k}"

@@ -6,12 +6,13 @@
 rule train:
     input:
         unpack(train_inputs),
-        code=code("train.py", "edits.py", "learners/*.py", "features.py", "partition.py", "data/prepared.py"),
+        code=code("train.py", "edits.py", "provenance.py", "atomic.py", "learners/*.py", "features.py", "partition.py",
+                  "data/prepared.py"),
     output:
         "work/{run}/models/shard_{shard}.pt",
     params:
         learner=lambda w: RUNS[w.run]["learner"]["name"],
-        learner_params=lambda w: json.dumps(RUNS[w.run]["learner"]["params"], sort_keys=True),
+        learner_params=lambda w: learner_params_json(w.run),
         device=config["device"],
     threads: 1
     conda:
@@ -21,8 +22,8 @@ rule train:
     benchmark:
         "logs/benchmarks/{run}/train_shard_{shard}.tsv"
     resources:
-        mem_mb=4000,
-        runtime=120,
+        mem_mb=lambda w: mem_mb("train", w.run),
+        runtime=lambda w: runtime_min("train", w.run),
         gpu=lambda w: train_gpus(w.run),
     shell:
         "python -m pipeline train --shard {input.shard:q} --train {input.train:q} --inserted {input.inserted:q}"

@@ -110,3 +110,20 @@ def executed_jobs(result) -> dict:
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+def declared_and_measured(project, result) -> list:
+    """Per job a snakemake run executed: (benchmark file, declared mem_mb, declared runtime in minutes,
+    measured peak RSS in MB, measured seconds), from the run's log and the job's benchmark file."""
+    rows = []
+    for block in re.split(r"\n(?=\[[^\]]+\]\n(?:local)?(?:rule|checkpoint) )", result.stdout + result.stderr):
+        bench = re.search(r"^\s+benchmark: (\S+)$", block, re.M)
+        resources = re.search(r"^\s+resources: (.*)$", block, re.M)
+        if not bench or not resources:
+            continue
+        declared = dict(item.split("=", 1) for item in resources.group(1).split(", "))
+        header, values = (project / bench.group(1)).read_text().splitlines()[:2]
+        measured = dict(zip(header.split("\t"), values.split("\t")))
+        rows.append((bench.group(1), int(declared["mem_mb"]), int(declared["runtime"]),
+                     float(measured["max_rss"]), float(measured["s"])))
+    return rows

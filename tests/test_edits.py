@@ -135,10 +135,10 @@ def test_train_step_rejects_an_inserted_file_that_does_not_fit(tmp_path, rng):
     images, labels = small_dataset(rng, 20)
     _save_split(tmp_path / "train.npz", images, labels, [str(c) for c in range(10)], "toy")
     (tmp_path / "broken.npz").write_text("not an archive")
-    with pytest.raises(PipelineError, match="broken.npz: unreadable .*; re-run the partition step"):
+    with pytest.raises(PipelineError, match="broken.npz: unreadable .*; delete it and run snakemake again"):
         training_pool(tmp_path / "train.npz", tmp_path / "broken.npz")
     write_npz(tmp_path / "other.npz", x=np.zeros((1, 5, 5), np.uint8), y=np.zeros(1, np.int64), first_id=np.int64(20))
-    with pytest.raises(PipelineError, match="other.npz: does not fit .*train.npz; re-run the partition step"):
+    with pytest.raises(PipelineError, match="other.npz: does not fit .*train.npz; delete it and run snakemake"):
         training_pool(tmp_path / "train.npz", tmp_path / "other.npz")
     write_npz(tmp_path / "beyond.npz", x=np.zeros((0, 4, 4), np.uint8), y=np.zeros(0, np.int64), first_id=np.int64(21))
     with pytest.raises(PipelineError, match="beyond.npz: does not fit"):

@@ -14,6 +14,7 @@ from pipeline.data.prepared import _save_split
 from pipeline.errors import PipelineError
 from pipeline.partition import partition, write_partition
 from pipeline.predict import predict_shard
+from pipeline.provenance import with_self_digest
 from pipeline.results import certify_run
 from pipeline.train import train_shard
 
@@ -29,11 +30,13 @@ def small_run(mnist_prepared, tmp_path_factory):
     images, labels, _ = load_split(mnist_prepared / "train.npz")
     assignment, shards = partition(images[:600], labels[:600], np.arange(600), "dpa", k=6, shard_size=3)
     write_partition(root / "partition", assignment, shards)
+    (root / "models").mkdir()  # output folders, as Snakemake creates them for its jobs
+    (root / "predictions").mkdir()
     for s in range(2):
         train_shard(root / f"partition/shard_{s}.json", mnist_prepared / "train.npz", "hog_nn", {}, "cpu", 1,
                     root / f"models/shard_{s}.pt")
-        predict_shard(root / f"models/shard_{s}.pt", mnist_prepared / "test.npz", 50, True, "cpu", 1,
-                      root / f"predictions/shard_{s}.parquet")
+        predict_shard(root / f"models/shard_{s}.pt", root / f"partition/shard_{s}.json", mnist_prepared / "test.npz",
+                      "hog_nn", {}, 50, True, "cpu", 1, root / f"predictions/shard_{s}.parquet")
     return root
 
 
@@ -47,7 +50,7 @@ def test_predictions_table(small_run):
 def test_certify_outputs(small_run, mnist_prepared, tmp_path):
     metrics = certify_run("small", "mnist", sorted(small_run.glob("predictions/*.parquet")),
                           sorted(small_run.glob("partition/shard_*.json")), mnist_prepared / "test.npz", 50,
-                          [0, 1, 2], ["dpa", "dpa_roe"], "hog_nn", tmp_path / "c.parquet", tmp_path / "m.json",
+                          [0, 1, 2], ["dpa", "dpa_roe"], "hog_nn", {}, tmp_path / "c.parquet", tmp_path / "m.json",
                           tmp_path / "c.csv", tmp_path / "c.png")
     cert = pq.read_table(tmp_path / "c.parquet").to_pandas()
     assert list(cert.columns) == ["test_id", "label", "prediction", "radius_dpa", "prediction_roe",
@@ -67,20 +70,19 @@ def test_certify_outputs(small_run, mnist_prepared, tmp_path):
 
 
 def test_missing_predictions_are_an_error(small_run, mnist_prepared, tmp_path):
-    with pytest.raises(PipelineError, match="re-run predict for every shard"):
+    with pytest.raises(PipelineError, match="1 predictions files for 2 shard files; give one per shard"):
         certify_run("small", "mnist", [small_run / "predictions/shard_0.parquet"],
                     sorted(small_run.glob("partition/shard_*.json")), mnist_prepared / "test.npz", 50, [0], ["dpa"],
-                    "hog_nn", tmp_path / "c.parquet", tmp_path / "m.json", tmp_path / "c.csv", tmp_path / "c.png")
+                    "hog_nn", {}, tmp_path / "c.parquet", tmp_path / "m.json", tmp_path / "c.csv", tmp_path / "c.png")
     assert not list(tmp_path.iterdir())
 
 
-def test_duplicate_predictions_are_an_error(small_run, mnist_prepared, tmp_path):
+def test_duplicate_predictions_are_an_error(small_run):
+    from pipeline.results import certify_all
+
     preds = sorted(small_run.glob("predictions/*.parquet"))
     with pytest.raises(PipelineError, match="each expected exactly once"):
-        certify_run("small", "mnist", preds + preds[:1], sorted(small_run.glob("partition/shard_*.json")),
-                    mnist_prepared / "test.npz", 50, [0], ["dpa"], "hog_nn", tmp_path / "c.parquet",
-                    tmp_path / "m.json", tmp_path / "c.csv", tmp_path / "c.png")
-    assert not list(tmp_path.iterdir())
+        certify_all(preds + preds[:1], np.zeros(50, np.int64), 10, 6, ["dpa"])
 
 
 def test_training_data_changed_behind_the_shard_file(small_run, mnist_prepared, tmp_path):
@@ -101,27 +103,33 @@ def test_test_set_of_another_shape(small_run, tmp_path):
     images = np.zeros((5, 32, 32, 3), np.uint8)
     _save_split(tmp_path / "test.npz", images, np.zeros(5, np.int64), [str(c) for c in range(10)], "other")
     with pytest.raises(PipelineError, match=r"test images \[32, 32, 3\] with 10 classes do not match"):
-        predict_shard(small_run / "models/shard_0.pt", tmp_path / "test.npz", None, False, "cpu", 1,
-                      tmp_path / "p.parquet")
+        predict_shard(small_run / "models/shard_0.pt", small_run / "partition/shard_0.json", tmp_path / "test.npz",
+                      "hog_nn", {}, None, False, "cpu", 1, tmp_path / "p.parquet")
     assert not (tmp_path / "p.parquet").exists()
 
 
 def test_nan_scores_are_an_error(small_run, mnist_prepared, tmp_path, monkeypatch):
     import torch
 
-    ckpt = torch.load(small_run / "models/shard_0.pt", weights_only=True)
-    ckpt["learner"] = "nan_learner"
-    torch.save(ckpt, tmp_path / "nan.pt")
-    fake = types.SimpleNamespace(predict=lambda states, images, n, params, device: np.full(
+    from pipeline.provenance import content_digest, learner_spec
+
+    fake = types.SimpleNamespace(DEFAULTS={}, predict=lambda states, images, n, params, device: np.full(
         (len(states), len(images), n), np.nan, np.float32))
     monkeypatch.setitem(learners.LEARNERS, "nan_learner", fake)
+    ckpt = torch.load(small_run / "models/shard_0.pt", weights_only=True)
+    ckpt["learner"], ckpt["params"] = "nan_learner", {}
+    ckpt["provenance"]["learner"] = learner_spec("nan_learner", {})
+    ckpt.pop("content_sha256")
+    torch.save({**ckpt, "content_sha256": content_digest(ckpt)}, tmp_path / "nan.pt")
     with pytest.raises(PipelineError, match="NaN or all -inf scores"):
-        predict_shard(tmp_path / "nan.pt", mnist_prepared / "test.npz", 20, False, "cpu", 1, tmp_path / "p.parquet")
+        predict_shard(tmp_path / "nan.pt", small_run / "partition/shard_0.json", mnist_prepared / "test.npz",
+                      "nan_learner", {}, 20, False, "cpu", 1, tmp_path / "p.parquet")
     assert not (tmp_path / "p.parquet").exists()
 
 
 def test_cli_reports_one_clear_error(tmp_path):
     result = subprocess.run([sys.executable, "-m", "pipeline", "predict", "--model", str(tmp_path / "nope.pt"),
+                             "--shard", str(tmp_path / "shard_0.json"), "--learner", "hog_nn",
                              "--test", str(tmp_path / "test.npz"), "--out", str(tmp_path / "p.parquet")],
                             capture_output=True, text=True, cwd=REPO)
     assert result.returncode == 2
@@ -158,7 +166,7 @@ def test_a_model_never_sees_samples_outside_its_subset(small_run, mnist_prepared
     images, labels, classes = load_split(mnist_prepared / "train.npz")
     shard = json.loads((small_run / "partition/shard_0.json").read_text())
     shard["models"] = shard["models"][:1]
-    (tmp_path / "one.json").write_text(json.dumps(shard))
+    (tmp_path / "one.json").write_text(json.dumps(with_self_digest(shard)))
     own = np.zeros(len(labels), bool)
     own[shard["models"][0]["sample_ids"]] = True
     noisy = images.copy()
@@ -178,7 +186,7 @@ def test_shard_files_missing_a_model_are_an_error(small_run, tmp_path):
 
     shard = json.loads((small_run / "partition/shard_0.json").read_text())
     shard["models"] = shard["models"][1:]
-    (tmp_path / "s.json").write_text(json.dumps(shard))
+    (tmp_path / "s.json").write_text(json.dumps(with_self_digest(shard)))
     with pytest.raises(PipelineError, match="model ids 0..n-1 exactly once"):
         read_layout([tmp_path / "s.json", small_run / "partition/shard_1.json"])
 

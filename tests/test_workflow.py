@@ -2,11 +2,12 @@
 
 import json
 import re
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
-from .conftest import make_project, run, snakemake, tiny_params, write_params
+from .conftest import declared_and_measured, make_project, run, snakemake, tiny_params, write_params
 
 pytestmark = pytest.mark.workflow
 
@@ -58,6 +59,21 @@ def test_tiny_run_produces_every_output(tiny_project):
     assert "tiny DPA+ROE" in (project / "report/summary.txt").read_text()
     assert (project / "logs/tiny/train/shard_0.log").exists()
     assert (project / "logs/benchmarks/tiny/train_shard_0.tsv").exists()
+
+
+def assert_declared_resources_cover_the_measured(project, result, stages):
+    """Every job declared at least the peak memory and the time its benchmark file measured."""
+    rows = declared_and_measured(project, result)
+    assert {"prepare" if "/prepare/" in b else Path(b).stem.split("_shard")[0] for b, *_ in rows} >= set(stages), rows
+    for bench, mem_mb, runtime_min, max_rss, seconds in rows:
+        assert max_rss <= mem_mb, f"{bench}: peak {max_rss} MB > declared mem_mb={mem_mb}"
+        assert seconds <= 60 * runtime_min, f"{bench}: {seconds} s > declared runtime={runtime_min} min"
+
+
+def test_declared_resources_cover_the_measured(tiny_project):
+    project, result = tiny_project
+    assert_declared_resources_cover_the_measured(project, result, ["prepare", "partition", "train", "predict",
+                                                                   "certify", "report"])
 
 
 def test_second_run_does_nothing(tiny_project):
@@ -129,7 +145,7 @@ def test_fa_dpa_star_and_nin_runs_end_to_end(tmp_path, raw_root):
     params["runs"]["nin"] = {**tiny, "k": 4, "train_limit": 400, "test_limit": 50, "shard_size": 2, "roe": False,
                              "learner": {"name": "nin", "params": {"epochs": 1}}}
     project = make_project(tmp_path / "fa", params)
-    snakemake(project)
+    assert_declared_resources_cover_the_measured(project, snakemake(project), ["train", "predict", "certify"])
 
     fa_metrics = json.loads((project / "metrics/fa.json").read_text())
     assert fa_metrics["n_models"] == 40 and fa_metrics["methods"] == {"fa": "FA", "fa_roe": "FA+ROE"}

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from pipeline.data import cifar10, gtsrb
+from pipeline.data import cifar10
 
 from . import official_formats as of
 from .conftest import REPO, make_project, snakemake

@@ -19,7 +19,7 @@ official archives) and the SHA-256 that such loaders list for them.
 from pathlib import Path
 
 from .idx import MNIST_LAYOUT_FILES, MNIST_LAYOUT_SHAPES, parse_idx
-from .images import check_md5
+from .images import check_md5, md5_of
 from .sources import download_file, first_available
 
 TITLE = "Fashion-MNIST"
@@ -64,7 +64,8 @@ def _read_folder(folder: Path, log, label: str):
             return None
         paths[key] = found[0]
     log(f"fashion_mnist: reading official IDX files from {folder} ({label})")
-    return {key: parse_idx(p.read_bytes(), str(p)) for key, p in paths.items()}
+    arrays = {key: parse_idx(p.read_bytes(), str(p)) for key, p in paths.items()}
+    return {**arrays, "files": {key: str(p) for key, p in paths.items()}}
 
 
 def from_local(raw_dir: Path, log):
@@ -78,16 +79,18 @@ def from_debian(raw_dir: Path, log):
 
 
 def from_download(raw_dir: Path, log):
-    """Download the official .gz files into ``raw_dir`` (MD5-checked); None when the network fails."""
+    """Download the official .gz files into ``raw_dir`` (MD5-checked), except those already there with the
+    official MD5; None when the network fails."""
     arrays = {}
     for key, stem in IDX_FILES.items():
         dest = raw_dir / f"{stem}.gz"
-        if not dest.is_file() and not download_file(DOWNLOAD_URL + stem + ".gz", dest, log, "fashion_mnist"):
+        have = dest.is_file() and md5_of(dest.read_bytes()) == GZ_MD5[key]
+        if not have and not download_file(DOWNLOAD_URL + stem + ".gz", dest, log, "fashion_mnist"):
             return None
         data = dest.read_bytes()
         check_md5(data, GZ_MD5[key], str(dest), "delete it and run again")
         arrays[key] = parse_idx(data, str(dest))
-    return arrays
+    return {**arrays, "files": {key: str(raw_dir / f"{stem}.gz") for key, stem in IDX_FILES.items()}}
 
 
 READERS = {"local": from_local, "debian": from_debian, "download": from_download}

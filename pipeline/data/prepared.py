@@ -5,9 +5,15 @@ uint8[N, H, W, C], ``labels`` int[N], ``class_names`` str[C], ``dataset``, the S
 and labels, and, for datasets whose original images vary in size or were resized (GTSRB, user
 sets with ``resize``), ``original_pixel_sum`` int64[N] and ``original_sha256`` uint8[N, 32] of
 the original decoded images (see images.py) with their own SHA-256 ``originals_sha256``.
+
+Datasets with official digests (MNIST, Fashion-MNIST) also keep the last verified splits as
+``.verified/<split>-<official images SHA-256>.npz`` hard links beside them: Snakemake deletes a job's
+outputs before rerunning it, not these, and prepare falls back on them when every source fails.
 """
 
 import hashlib
+import os
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -17,6 +23,7 @@ from ..atomic import atomic_path
 from ..errors import PipelineError
 from . import cifar10, fashion_mnist, gtsrb, imagenet64, mnist, user
 from .images import check_labels
+from .sources import first_available
 
 DATASETS = {"mnist": mnist, "fashion_mnist": fashion_mnist, "cifar10": cifar10, "gtsrb": gtsrb}
 USER_FORMATS = {
@@ -26,6 +33,8 @@ USER_FORMATS = {
 }
 SPLITS = ("train", "test")
 ORIGINALS = ("original_pixel_sum", "original_sha256")
+VERIFIED = ".verified"
+LAST_RESORT = "verified copy"
 
 
 def array_digest(array: np.ndarray) -> str:
@@ -40,19 +49,23 @@ def originals_digest(pixel_sum: np.ndarray, sha256: np.ndarray) -> str:
 
 
 def _check(module, arrays: dict, origin: str) -> None:
-    """Shapes and dtypes against ``module.SHAPES``, SHA-256 against ``module.DIGESTS`` (where known)."""
+    """Shapes and dtypes against ``module.SHAPES``, SHA-256 against ``module.DIGESTS`` (where known).
+
+    Errors name the file an array came from where the reader says (``arrays["files"]``), else ``origin``.
+    """
+    files = arrays.get("files", {})
     for key, shape in module.SHAPES.items():
         array = arrays[key]
         if tuple(array.shape) != shape or array.dtype != np.uint8:
             raise PipelineError(
-                f"{origin}: {key} has shape {tuple(array.shape)} {array.dtype}, expected "
+                f"{files.get(key, origin)}: {key} has shape {tuple(array.shape)} {array.dtype}, expected "
                 f"{shape} uint8; the source files are not the official ones"
             )
     for key, digest in module.DIGESTS.items():
         if array_digest(arrays[key]) != digest:
             raise PipelineError(
-                f"{origin}: {key} does not match the official SHA-256 digest; the source files are "
-                f"corrupt or not the official ones: delete them and {module.where_to_put('the raw folder')}"
+                f"{files.get(key, origin)}: {key} does not match the official SHA-256 digest; the source files are "
+                "corrupt or not the official ones: replace them with the official files"
             )
 
 
@@ -86,8 +99,50 @@ def _save_split(path: Path, images, labels, class_names, dataset, originals=None
         )
 
 
-def _fetch(dataset: str, raw_dir, sources, spec, log):
-    """(arrays, what was verified) from the dataset's module or the user format in ``spec``."""
+def _kept_paths(out_dir, module) -> dict:
+    """Split -> its last verified copy, named by the official SHA-256 of its images."""
+    return {split: Path(out_dir) / VERIFIED / f"{split}-{module.DIGESTS[f'{split}_images']}.npz" for split in SPLITS}
+
+
+def _keep_verified(out_dir: Path, module, log) -> None:
+    """Hard-link (or, where links fail, copy) the verified splits just written to their kept copies."""
+    try:
+        for split, kept in _kept_paths(out_dir, module).items():
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            tmp = kept.with_name(f".{kept.name}.{os.getpid()}.tmp")
+            tmp.unlink(missing_ok=True)
+            try:
+                os.link(out_dir / f"{split}.npz", tmp)
+            except OSError:
+                shutil.copyfile(out_dir / f"{split}.npz", tmp)
+            os.replace(tmp, kept)
+    except OSError as err:  # the outputs are written; only the fallback for a later run is missing
+        log(f"{module.TITLE}: could not keep a verified copy in {out_dir / VERIFIED}/ ({type(err).__name__}: {err}); "
+            "a later prepare whose sources all fail will have none to fall back on")
+
+
+def _read_kept(out_dir, module):
+    """Arrays of the last verified copy (to be checked like any source's), or None when there is none."""
+    paths = _kept_paths(out_dir, module)
+    if not all(path.is_file() for path in paths.values()):
+        return None
+    arrays = {"files": {}}
+    for split, path in paths.items():
+        try:
+            with _open(path) as npz:
+                arrays[f"{split}_images"], arrays[f"{split}_labels"] = npz["images"], npz["labels"]
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as err:
+            raise PipelineError(f"{path}: corrupt prepared data ({type(err).__name__}); delete it") from None
+        arrays["files"].update({f"{split}_images": str(path), f"{split}_labels": str(path)})
+    return arrays
+
+
+def _fetch(dataset: str, raw_dir, out_dir, sources, spec, log):
+    """(arrays, what was verified) from the dataset's module or the user format in ``spec``.
+
+    A built-in dataset's sources are tried in order; one whose files are unreadable or fail ``_check``
+    is logged and the next one tried. With official digests, the last verified copy is the last resort.
+    """
     if spec is not None:
         fmt = spec.get("format")
         if fmt not in USER_FORMATS:
@@ -99,31 +154,41 @@ def _fetch(dataset: str, raw_dir, sources, spec, log):
     if module is None:
         raise PipelineError(f"no loader for dataset {dataset!r} (built in: {', '.join(DATASETS)}); use one of those, "
                             f"or declare it under datasets: in params.yaml (formats: {', '.join(USER_FORMATS)})")
-    arrays = module.fetch(Path(raw_dir), sources, log)
-    _check(module, arrays, f"{dataset} ({arrays['source']} source)")
+    last_resort = None
+    if module.DIGESTS:  # a copy with the official digests is the official data, whichever source it came from
+        last_resort = (LAST_RESORT, lambda _: _read_kept(out_dir, module))
+    arrays = first_available(module.TITLE, module.READERS, raw_dir, sources, module.where_to_put(raw_dir), log,
+                             check=lambda arrays: _check(module, arrays, f"{dataset} ({arrays['source']} source)"),
+                             last_resort=last_resort)
     return arrays, ("verified against the official SHA-256 digests" if module.DIGESTS
                     else "official files verified by MD5; no official SHA-256 of the arrays known, SHA-256 recorded")
 
 
 def prepare(dataset: str, raw_dir, out_dir, sources, log=print, spec=None) -> str:
-    """Fetch ``dataset`` from the first available source, verify it, write train.npz and test.npz.
+    """Fetch ``dataset`` from the first source whose data passes verification, write train.npz and test.npz.
 
     ``spec``: the ``datasets.<dataset>`` entry of params.yaml for a user-supplied dataset, else None.
-    Returns the name of the source used.
+    Returns the name of the source used ("verified copy" for the last verified copy).
     """
-    arrays, verified = _fetch(dataset, raw_dir, sources, spec, log)
+    out_dir = Path(out_dir)
+    arrays, verified = _fetch(dataset, raw_dir, out_dir, sources, spec, log)
     module = DATASETS.get(dataset) if spec is None else None
+    if arrays["source"] == LAST_RESORT:
+        log(f"{dataset}: every source failed; using the last verified copy in {out_dir / VERIFIED}/ (it has the "
+            "official SHA-256 digests); fix the rejected sources above to prepare from them again")
     class_names = arrays.get("class_names", getattr(module, "CLASS_NAMES", None))
     origin = f"{dataset} ({arrays['source']} source)"
     for split in SPLITS:
         _check_split(arrays, split, len(class_names), origin)
-    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)  # the folder named by --out-dir
     for split in SPLITS:
         originals = None
         if f"{split}_original_pixel_sum" in arrays:
             originals = arrays[f"{split}_original_pixel_sum"], arrays[f"{split}_original_sha256"]
         _save_split(out_dir / f"{split}.npz", arrays[f"{split}_images"], arrays[f"{split}_labels"],
                     class_names, dataset, originals)
+    if module is not None and module.DIGESTS:
+        _keep_verified(out_dir, module, log)
     log(f"{dataset}: wrote {out_dir}/train.npz and test.npz ({verified})")
     for split in SPLITS:
         log(f"{dataset} {split}: {arrays[f'{split}_images'].shape} images SHA-256 "
@@ -137,7 +202,7 @@ def _open(path: Path):
     try:
         return np.load(path, allow_pickle=False)
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
-        raise PipelineError(f"{path}: corrupt prepared data ({type(err).__name__}); delete it and prepare again") from None
+        raise PipelineError(f"{path}: corrupt prepared data ({type(err).__name__}); delete it and run snakemake again (prepare rewrites it)") from None
 
 
 def load_split(path):
@@ -154,15 +219,15 @@ def load_split(path):
             dataset = str(npz["dataset"])
             stored = str(npz["images_sha256"]), str(npz["labels_sha256"])
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as err:
-        raise PipelineError(f"{path}: corrupt prepared data ({type(err).__name__}); delete it and prepare again") from None
+        raise PipelineError(f"{path}: corrupt prepared data ({type(err).__name__}); delete it and run snakemake again (prepare rewrites it)") from None
     if (array_digest(images), array_digest(labels)) != stored:
-        raise PipelineError(f"{path}: contents do not match their stored SHA-256; delete it and prepare again")
+        raise PipelineError(f"{path}: contents do not match their stored SHA-256; delete it and run snakemake again (prepare rewrites it)")
     module = DATASETS.get(dataset)
     split = path.stem
     if module is not None and split in SPLITS and f"{split}_images" in module.DIGESTS:
         official = module.DIGESTS[f"{split}_images"], module.DIGESTS[f"{split}_labels"]
         if stored != official:
-            raise PipelineError(f"{path}: not the official {dataset} {split} split; delete it and prepare again")
+            raise PipelineError(f"{path}: not the official {dataset} {split} split; delete it and run snakemake again (prepare rewrites it)")
     return images, labels.astype(np.int64), class_names
 
 
@@ -180,7 +245,7 @@ def load_hash_inputs(path):
             pixel_sum, sha256 = npz["original_pixel_sum"], npz["original_sha256"]
             stored = str(npz["originals_sha256"])
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as err:
-        raise PipelineError(f"{path}: corrupt prepared data ({type(err).__name__}); delete it and prepare again") from None
+        raise PipelineError(f"{path}: corrupt prepared data ({type(err).__name__}); delete it and run snakemake again (prepare rewrites it)") from None
     if originals_digest(pixel_sum, sha256) != stored:
-        raise PipelineError(f"{path}: original-image hashes do not match their stored SHA-256; delete it and prepare again")
+        raise PipelineError(f"{path}: original-image hashes do not match their stored SHA-256; delete it and run snakemake again (prepare rewrites it)")
     return {"pixel_sum": pixel_sum.astype(np.int64), "sha256": sha256}

@@ -13,6 +13,9 @@ Votes are the argmax of the scores with ties to the smaller class (DESIGN 4.2).
 """
 
 import importlib
+import json
+import math
+from collections.abc import Mapping
 
 from ..errors import PipelineError
 from .specs import SPECS
@@ -43,16 +46,76 @@ def wants_gpu(name: str) -> bool:
 
 
 def resolve_params(name: str, params: dict | None) -> dict:
-    """The learner's defaults updated with ``params``; unknown keys are an error."""
+    """The learner's defaults updated with ``params``; unknown keys and invalid values are an error.
+
+    Values are checked against the learner's schema in specs.py and by check_params.
+    """
     known = defaults(name)
-    params = dict(params or {})
+    if params is None:
+        params = {}
+    if not isinstance(params, Mapping):
+        raise PipelineError(f"learner {name!r}: its parameters must be a mapping of names to values, not "
+                            f"{type(params).__name__} {params!r}; e.g. {json.dumps(dict(list(known.items())[:1]))}")
+    params = dict(params)
     unknown = sorted(set(params) - set(known))
     if unknown:
         raise PipelineError(
             f"learner {name!r} has no parameter {', '.join(map(repr, unknown))}; "
             f"its parameters are {', '.join(sorted(known))}"
         )
-    return {**known, **params}
+    resolved = {**known, **params}
+    check_params(name, resolved)
+    return resolved
+
+
+def _param_validator(schema):
+    import jsonschema
+
+    # Python ints only: JSON schema counts 2.0 as an integer, but range() and torch refuse it.
+    checker = jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
+        "integer", lambda _, value: isinstance(value, int) and not isinstance(value, bool))
+    return jsonschema.validators.extend(jsonschema.Draft202012Validator, type_checker=checker)(schema)
+
+
+def check_params(name: str, params: dict) -> None:
+    """Raise PipelineError naming the first bad key of a learner's resolved parameters.
+
+    The schema (types, ranges) first, then what it cannot express: finite numbers, and nin's
+    milestones in non-decreasing order.
+    """
+    schema = SPECS.get(name, {}).get("schema")
+    if schema is None:  # a learner without a schema (e.g. one registered by a test)
+        return
+    errors = sorted(_param_validator(schema).iter_errors(params),
+                    key=lambda e: (list(map(str, e.absolute_path))[:1], len(e.absolute_path)))
+    if errors:
+        err = errors[0]
+        key = err.absolute_path[0] if err.absolute_path else None
+        message = f"learner {name!r}: {'.'.join(map(str, err.absolute_path)) or 'parameters'}: {err.message}"
+        if key in defaults(name):
+            message += f" (default: {json.dumps(defaults(name)[key])})"
+        if isinstance(err.instance, str) and err.validator == "type" and _is_number(err.instance):
+            message += ("; write numbers unquoted, with a decimal point before an exponent "
+                        "(YAML reads 1e-3 as text, 1.0e-3 as a number)")
+        raise PipelineError(message)
+    for key, value in params.items():
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, float) and not math.isfinite(item):
+                raise PipelineError(f"learner {name!r}: {key}: {item} is not a finite number "
+                                    f"(default: {json.dumps(defaults(name)[key])})")
+    milestones = params.get("milestones")
+    if milestones is not None and any(b < a for a, b in zip(milestones, milestones[1:])):
+        raise PipelineError(f"learner {name!r}: milestones: {milestones} must be in non-decreasing order "
+                            f"(epochs after which the learning rate is multiplied by gamma), e.g. "
+                            f"{sorted(milestones)} (default: {json.dumps(defaults(name)['milestones'])})")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def pick_device(device: str = "auto"):

@@ -39,27 +39,32 @@ def fit(images, labels, n_classes, seed, params, device):
             "labels": torch.from_numpy(np.asarray(labels, np.int64))}
 
 
+FEATURE_CHUNK_PIXELS = 2**23  # images mapped to features at once (bounds the memory of the HOG steps)
+
+
+def chunked(fn, images: np.ndarray) -> np.ndarray:
+    """``fn`` (a per-image map to float32[n, D]) over ``images`` in chunks of about FEATURE_CHUNK_PIXELS pixels."""
+    step = max(1, FEATURE_CHUNK_PIXELS // max(1, int(np.prod(images.shape[1:]))))
+    if len(images) <= step:
+        return fn(images)
+    return np.concatenate([fn(images[s:s + step]) for s in range(0, len(images), step)])
+
+
 def predict(states, images, n_classes, params, device):
     """Scores float32[n_models, n_test, n_classes]: -distance to the nearest sample of each class.
 
-    Each model's distances are computed on their own (test set x its subset), so its scores are
-    bit-for-bit a function of its subset, whatever other models share the shard.
+    Each model's features and distances are computed on their own (test set x its subset, with its
+    rotated copies), so its scores are bit for bit a function of its subset, whatever other models
+    share the shard; memory holds one model's features at a time.
     """
-    test = torch.from_numpy(features(images, params)).to(device)
+    test = torch.from_numpy(chunked(lambda x: features(x, params), images)).to(device)
     test_sq = (test * test).sum(1, keepdim=True)
-    # Every step maps each image on its own, so one call over all subsets equals one per subset.
-    images, all_labels = augmented(np.concatenate([s["images"].numpy() for s in states]),
-                                   np.concatenate([s["labels"].numpy() for s in states]), params)
-    hog_params = {**params, "deskew": False}  # already deskewed
-    train_features = torch.from_numpy(features(images, hog_params))
-    copies = 1 + len(params["rotations"])
-    n_total = sum(len(s["labels"]) for s in states)
-    ends = np.cumsum([len(s["labels"]) for s in states])
+    hog_params = {**params, "deskew": False}  # augmented() deskews
     out = np.empty((len(states), len(test), n_classes), dtype=np.float32)
     for m, state in enumerate(bar(states, desc="predict")):
-        own = np.concatenate([np.arange(ends[m] - len(state["labels"]), ends[m]) + c * n_total for c in range(copies)])
-        train = train_features[own].to(device)
-        labels = torch.from_numpy(all_labels[own]).to(device)
+        own_images, own_labels = augmented(state["images"].numpy(), state["labels"].numpy(), params)
+        train = torch.from_numpy(chunked(lambda x: features(x, hog_params), own_images)).to(device)
+        labels = torch.from_numpy(own_labels).to(device)
         sq = (test_sq + (train * train).sum(1)[None, :] - 2.0 * test @ train.T).clamp_min_(0)
         best = torch.full((len(test), n_classes), float("inf"), device=device)
         best.scatter_reduce_(1, labels.expand(len(test), -1), sq, reduce="amin", include_self=True)

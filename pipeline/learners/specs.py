@@ -2,7 +2,31 @@
 
 Snakemake reads this when it parses the workflow (validation, GPU requests), in every job too;
 the learner modules themselves import torch and are loaded only when a model is trained or used.
+
+Each learner's ``schema`` is a JSON schema (draft 2020-12) of its resolved parameters (defaults
+updated with the run's ``learner.params``); learners.resolve_params checks it, and the constraints a
+schema cannot express (see learners.check_params). Integers are Python ints there: 2.0 is no integer.
 """
+
+_INT = {"type": "integer"}
+_NUMBER = {"type": "number"}  # finite: learners.check_params refuses NaN and infinities
+
+# Parameters the torch learners share (SGD with Nesterov momentum, random-crop augmentation).
+_TORCH = {
+    "epochs": {**_INT, "minimum": 1},
+    "batch_size": {**_INT, "minimum": 2, "description": "BatchNorm needs two samples per batch"},
+    "lr": {**_NUMBER, "exclusiveMinimum": 0},
+    "momentum": {**_NUMBER, "minimum": 0, "exclusiveMaximum": 1},
+    "weight_decay": {**_NUMBER, "minimum": 0},
+    "crop_padding": {**_INT, "minimum": 0},
+}
+
+
+def _schema(properties: dict) -> dict:
+    """Schema of an object with exactly these properties (all required: they are the resolved parameters)."""
+    return {"type": "object", "additionalProperties": False, "required": sorted(properties),
+            "properties": properties}
+
 
 SPECS = {
     "hog_nn": {
@@ -15,6 +39,13 @@ SPECS = {
             "deskew": True,         # deskew train and test images by their own moments first
             "rotations": [-10, 10], # degrees: each training image also enters rotated by these angles
         },
+        "schema": _schema({
+            "cells": {"type": "array", "minItems": 1, "uniqueItems": True, "items": {**_INT, "minimum": 2}},
+            "orientations": {**_INT, "minimum": 1},
+            "block": {**_INT, "minimum": 1},
+            "deskew": {"type": "boolean"},
+            "rotations": {"type": "array", "items": _NUMBER},
+        }),
     },
     "small_cnn": {
         "module": "pipeline.learners.small_cnn",
@@ -28,6 +59,7 @@ SPECS = {
             "width": 32,            # channels of the first conv layer (the second has twice as many)
             "crop_padding": 2,      # random-crop augmentation: pad by this many pixels, crop back (0 = off)
         },
+        "schema": _schema({**_TORCH, "width": {**_INT, "minimum": 1}}),
     },
     "nin": {
         "module": "pipeline.learners.nin",
@@ -44,5 +76,13 @@ SPECS = {
             "flip": False,                 # random horizontal flips (CIFAR-10)
             "resize": None,                # resize images to resize x resize first (GTSRB: 48)
         },
+        "schema": _schema({
+            **_TORCH,
+            # non-decreasing (learners.check_params)
+            "milestones": {"type": "array", "items": {**_INT, "minimum": 0}},
+            "gamma": {**_NUMBER, "exclusiveMinimum": 0},
+            "flip": {"type": "boolean"},
+            "resize": {"type": ["integer", "null"], "minimum": 1},  # null: keep the size
+        }),
     },
 }

@@ -1,0 +1,112 @@
+"""Memory (MB) and run time (minutes) each job declares to Snakemake and the cluster scheduler.
+
+Computed from the run: sizes of the prepared splits (bytes of uint8 pixels), models per shard,
+training samples per model, the test-set size and the learner. Each estimate is an upper bound
+of the job's peak resident memory with a margin (tests/test_resources.py checks it against the
+peaks Snakemake's benchmark files record); run times assume a CPU unless the learner trains on a
+GPU, and are generous (a cluster kills a job that runs past its declared time).
+"""
+
+import math
+
+MB = 2**20
+PYTHON_MB = 250         # interpreter, numpy, pandas, pyarrow
+TORCH_MB = 700          # + torch (its CPU and CUDA libraries), resident after import
+CERTIFY_CHUNK_MB = 256  # pipeline.results.CHUNK_BYTES
+
+# Learner working memory per training sample in flight (bytes per input pixel), and training
+# throughput in sample-epochs per second (CPU, GPU): conservative figures for the run-time bound.
+TORCH_LEARNERS = {"small_cnn": {"bytes_per_pixel": 64 * 4 * 6, "rate": (2_000, 20_000)},
+                  "nin": {"bytes_per_pixel": 192 * 4 * 30, "rate": (60, 3_000)}}
+HOG_BYTES_PER_PIXEL = 80  # HOG intermediates (float32 gradients, angles, int64 bins, votes) per pixel
+HOG_FEATURES_PER_PIXEL = 16  # float32 features (about 3 per pixel for the default cells) and their squares
+
+
+def _mb(n_bytes: float) -> int:
+    return int(math.ceil(n_bytes / MB))
+
+
+def prepare_mem_mb(dataset_bytes: int) -> int:
+    """Prepare: raw arrays (float copies in some sources), the prepared arrays and their digests."""
+    return PYTHON_MB + 1000 + _mb(10 * dataset_bytes)
+
+
+def partition_mem_mb(train_bytes: int, n_train: int, d: int) -> int:
+    """Partition: the split (loaded, edited, reordered per model), per-sample digests and the shard files."""
+    return PYTHON_MB + 200 + _mb(6 * train_bytes + n_train * (500 + 40 * d))
+
+
+def train_mem_mb(learner: str, train_bytes: int, shard_bytes: int, pixels: int, batch_size: int = 0) -> int:
+    """Train: the split (loaded, digested, pooled with inserted samples), the shard's stored subsets and the
+    checkpoint being written (``shard_bytes``: pixels of all the shard's training subsets), the learner's
+    working memory (``pixels``: per image, after any resize)."""
+    work = TORCH_LEARNERS[learner]["bytes_per_pixel"] * pixels * batch_size if learner in TORCH_LEARNERS else 0
+    return TORCH_MB + 200 + _mb(4 * train_bytes + 4 * shard_bytes + work)
+
+
+def predict_mem_mb(learner: str, test_bytes: int, n_test: int, n_models: int, n_classes: int, model_bytes: int,
+                   max_subset_bytes: int, pixels: int, chunk_tests: int) -> int:
+    """Predict: the test split, the checkpoint, one chunk of ``chunk_tests`` test samples' scores and table,
+    and the learner's working memory (hog_nn: one chunk's and one model's features; torch learners: a
+    batch of 1024 test images through the network)."""
+    chunk = min(n_test, chunk_tests)
+    scores = chunk * n_models * (4 * n_classes * 4 + 32)  # scores, their transpose, votes and Arrow columns
+    if learner in TORCH_LEARNERS:
+        work = 4 * n_test * pixels * 2 + TORCH_LEARNERS[learner]["bytes_per_pixel"] * pixels * 1024 // 3
+    else:
+        copies = 3  # the model's images with their rotated copies (default rotations)
+        work = ((HOG_BYTES_PER_PIXEL + HOG_FEATURES_PER_PIXEL) * pixels * (chunk + copies * max_subset_bytes // pixels)
+                + 4 * chunk * copies * max_subset_bytes // pixels)
+    return TORCH_MB + 200 + _mb(3 * test_bytes + 3 * model_bytes + scores + work)
+
+
+def certify_mem_mb(test_bytes: int, n_test: int, n_models: int, n_classes: int, with_logits: bool) -> int:
+    """Certify: the test split, one chunk of votes (and scores) read from every shard, the certificates, a plot."""
+    per_test = n_models * (3 + (4 * n_classes if with_logits else 0))
+    chunk = min(n_test * per_test, CERTIFY_CHUNK_MB * MB)
+    return PYTHON_MB + 400 + _mb(3 * test_bytes + 4 * chunk + n_test * 200)
+
+
+def train_runtime_min(learner: str, sample_epochs: int, on_gpu: bool) -> int:
+    """Minutes for a train job: ``sample_epochs`` = sum over the shard's models (and versions) of samples x epochs."""
+    if learner not in TORCH_LEARNERS:
+        return 30
+    rate = TORCH_LEARNERS[learner]["rate"][1 if on_gpu else 0]
+    return 30 + int(math.ceil(2 * sample_epochs / rate / 60))
+
+
+def predict_runtime_min(learner: str, n_test: int, n_models: int, train_per_model: int, on_gpu: bool) -> int:
+    """Minutes for a predict job: distances (hog_nn) or forward passes over the test set for every model."""
+    if learner in TORCH_LEARNERS:
+        rate = 50 * TORCH_LEARNERS[learner]["rate"][1 if on_gpu else 0]  # inference: many times faster
+        return 30 + int(math.ceil(2 * n_models * n_test / rate / 60))
+    return 30 + int(math.ceil(n_models * (n_test * train_per_model * 3 / 2e8 + 1) / 60))
+
+
+def npz_shape(path, member: str = "images"):
+    """Shape of one array in an .npz without reading its data (only the .npy header), or None."""
+    import zipfile
+
+    import numpy as np
+
+    try:
+        with zipfile.ZipFile(path) as archive, archive.open(f"{member}.npy") as f:
+            major, _ = np.lib.format.read_magic(f)
+            read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+            shape, _, _ = read_header(f)
+            return tuple(shape)
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return None
+
+
+def dataset_size(train_path, test_path, known_shapes=None, n_classes: int = 10) -> dict:
+    """n_train, n_test, image shape and classes of a dataset: from the prepared files' headers when they
+    exist, else from ``known_shapes`` (a built-in dataset's SHAPES), else ImageNet 64x64's sizes."""
+    train, test = npz_shape(train_path), npz_shape(test_path)
+    if train is None or test is None:
+        shapes = known_shapes or {"train_images": (1_281_167, 64, 64, 3), "test_images": (50_000, 64, 64, 3)}
+        train, test = shapes["train_images"], shapes["test_images"]
+        n_classes = n_classes if known_shapes else 1000
+    else:
+        n_classes = (npz_shape(train_path, "class_names") or (n_classes,))[0]
+    return {"n_train": train[0], "n_test": test[0], "image_shape": tuple(train[1:]), "n_classes": n_classes}
