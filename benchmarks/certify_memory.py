@@ -15,12 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.artifacts.predictions import PROVENANCE_KEY, predictions_table
+from pipeline.artifacts.splits import array_digest, save_split
 from pipeline.atomic import json_bytes, write_bytes, write_parquet
-from pipeline.data.prepared import _save_split, array_digest
 from pipeline.learners import resolve_params
 from pipeline.partition import model_buckets
-from pipeline.predict import predictions_table
-from pipeline.provenance import PREDICTIONS_KEY, learner_spec, model_records, with_self_digest
+from pipeline.provenance import learner_spec, model_records, with_self_digest
 
 N_CLASSES = 10
 
@@ -29,7 +29,7 @@ def write_inputs(root: Path, k: int, d: int, n_test: int, shard_size: int, roe: 
     rng = np.random.default_rng(0)
     labels = rng.integers(0, N_CLASSES, n_test)
     images = np.zeros((n_test, 1, 1), np.uint8)
-    _save_split(root / "test.npz", images, labels, [str(c) for c in range(10)], "synthetic")
+    save_split(root / "test.npz", images, labels, [str(c) for c in range(10)], "synthetic")
     # the provenance certify checks: a hog_nn spec and this test set (the predictions themselves are random)
     spec = learner_spec("hog_nn", resolve_params("hog_nn", {}))
     test = {"n_test": n_test, "images_sha256": array_digest(images), "labels_sha256": array_digest(labels)}
@@ -46,7 +46,7 @@ def write_inputs(root: Path, k: int, d: int, n_test: int, shard_size: int, roe: 
         record = {"shard": s, "learner": spec, "models": model_records(shard["models"]), "logits": roe, "test": test,
                   "checkpoint_sha256": "synthetic"}
         table = predictions_table(ids, logits, roe).replace_schema_metadata(
-            {PREDICTIONS_KEY: json.dumps(record, sort_keys=True)})
+            {PROVENANCE_KEY: json.dumps(record, sort_keys=True)})
         write_parquet(root / f"pred_{s}.parquet", table, row_group_size=512 * len(ids))
     return sorted(root.glob("pred_*.parquet")), sorted(root.glob("shard_*.json"))
 

@@ -12,7 +12,6 @@ import argparse
 import json
 import os
 import re
-import shutil
 import statistics
 import subprocess
 import sys
@@ -22,25 +21,18 @@ from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
-PROJECT_FILES = ["Snakefile", "rules", "pipeline", "schemas", "envs", "profiles", "edits"]
+from tests.projects import REPO, make_project
+
 RUN = "mnist_fa_k1200_d32"
 
 
-def make_project(dest: Path, raw_dir: Path) -> Path:
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in PROJECT_FILES:
-        src = REPO / name
-        if src.is_dir():
-            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"), dirs_exist_ok=True)
-        else:
-            shutil.copy2(src, dest / name)
+def fa_project(dest: Path, raw_dir: Path) -> Path:
+    """The default params with one run: MNIST FA, k = 1200, d = 32."""
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     run = next(iter(params["runs"].values()))
     params["data"]["raw_dir"] = str(raw_dir.resolve())
     params["runs"] = {RUN: {**run, "method": "fa", "k": 1200, "d": 32, "roe": False}}
-    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    return dest
+    return make_project(dest, params)
 
 
 def snakemake(project, *args):
@@ -76,7 +68,7 @@ def main(argv=None):
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "dag_results.json"))
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
-        project = make_project(Path(args.workdir or tmp), Path(args.raw_dir))
+        project = fa_project(Path(args.workdir or tmp), Path(args.raw_dir))
         fresh = time_dry_run(project)
         print(f"dry run before the partition exists: {fresh['seconds_median']} s, {fresh['total_jobs']} jobs")
         _, partition_seconds = snakemake(project, f"work/{RUN}/partition/assignment.parquet")

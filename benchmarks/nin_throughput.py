@@ -18,7 +18,7 @@ import time
 import numpy as np
 import torch
 
-from pipeline.data import load_split
+from pipeline.artifacts.splits import load_split
 from pipeline.learners import nin, resolve_params
 from pipeline.learners import torch_common as tc
 from pipeline.partition import partition

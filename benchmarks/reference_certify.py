@@ -1,5 +1,5 @@
 """Plain per-sample loop implementations of the certificates, written straight from the
-definitions (DESIGN 4.3 to 4.5) with sorting instead of histograms. Used by the benchmark as
+definitions (docs/design.md#certificates) with sorting instead of histograms. Used by the benchmark as
 the baseline and by the tests as an independent cross-check of the vectorised code.
 """
 

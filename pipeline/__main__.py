@@ -47,42 +47,33 @@ def _limit(text):
 
 
 def cmd_prepare(a):
-    from .data import prepare
+    from .stages.prepare import prepare_dataset
 
-    prepare(a.dataset, a.raw_dir, a.out_dir, a.sources, spec=a.spec)
+    prepare_dataset(a.dataset, a.raw_dir, a.out_dir, a.sources, spec=a.spec)
 
 
 def cmd_partition(a):
-    from .edits import edited_training_set, save_inserted
-    from .partition import partition, write_partition
+    from .stages.partition import partition_run
 
-    edited = edited_training_set(a.train, a.train_limit, a.insert, a.exclude)
-    assignment, shards = partition(edited["images"], edited["labels"], edited["ids"], a.method, a.k, a.d, a.hash,
-                                   a.shard_size, a.versions, edited["originals"])
-    if len(shards) != a.expect_shards:
-        raise PipelineError(f"partition made {len(shards)} shards but the workflow expects {a.expect_shards}")
-    changed = write_partition(a.out_dir, assignment, shards)
-    save_inserted(f"{a.out_dir}/inserted.npz", *edited["inserted"])
-    n_models = sum(len(s["models"]) for s in shards)
-    print(f"partition: {len(edited['labels'])} samples, {n_models} models in {len(shards)} shards; "
-          f"{len(changed)} shard files changed")
+    print(partition_run(a.train, a.method, a.k, a.d, a.hash, a.shard_size, a.versions, a.expect_shards, a.out_dir,
+                        a.train_limit, a.insert, a.exclude))
 
 
 def cmd_train(a):
-    from .train import train_shard
+    from .stages.train import train_shard
 
     train_shard(a.shard, a.train, a.learner, a.learner_params, a.device, a.threads, a.out, a.inserted)
 
 
 def cmd_predict(a):
-    from .predict import predict_shard
+    from .stages.predict import predict_shard
 
     predict_shard(a.model, a.shard, a.test, a.learner, a.learner_params, a.test_limit, a.logits, a.device, a.threads,
                   a.out)
 
 
 def cmd_certify(a):
-    from .results import certify_run
+    from .stages.certify import certify_run
 
     m = certify_run(a.run, a.dataset, a.predictions, a.shards, a.test, a.test_limit, a.radii, a.methods, a.learner,
                     a.learner_params, a.certificates, a.metrics, a.curve, a.plot)
@@ -91,7 +82,7 @@ def cmd_certify(a):
 
 
 def cmd_report(a):
-    from .report import write_report
+    from .stages.report import write_report
 
     print(write_report(a.metrics, a.plots, a.out_dir), end="")
 
@@ -103,6 +94,8 @@ def _add_compute_args(s, out_help: str) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
+    from .certify import METHODS
+
     p = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True, metavar="STAGE")
@@ -173,7 +166,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--test", required=True, help="prepared test.npz")
     s.add_argument("--test-limit", type=_limit, default=None, help="use only the first N test samples")
     s.add_argument("--radii", type=int, nargs="+", required=True, help="radii of the certified-accuracy table")
-    s.add_argument("--methods", nargs="+", default=["dpa"], choices=["dpa", "fa", "dpa_roe", "fa_roe"],
+    s.add_argument("--methods", nargs="+", default=["dpa"], choices=list(METHODS),
                    help="certificates to compute (the *_roe ones need predictions with --logits)")
     s.add_argument("--certificates", required=True, help="output certificates.parquet")
     s.add_argument("--metrics", required=True, help="output metrics JSON")

@@ -2,7 +2,7 @@
 
 Sample ids: the prepared training set's samples are 0 .. N-1 in their prepared order (N after
 ``train_limit``); inserted samples follow as N, N+1, ... in the order of the insertion file.
-A sample's bucket depends only on its own pixels (DESIGN 4.1), so deleting or inserting n samples
+A sample's bucket depends only on its own pixels (docs/design.md#partitioning), so deleting or inserting n samples
 changes the training sets of at most n base models (DPA) or n*d (FA), and only their shards retrain.
 """
 
@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import load_hash_inputs, load_split
+from .artifacts.partition_files import load_inserted
+from .artifacts.splits import load_hash_inputs, load_split
 from .data.images import check_labels, original_hash_arrays
 from .errors import PipelineError
 
@@ -86,7 +87,7 @@ def edited_training_set(train_path, train_limit=None, insert=None, exclude=None)
         extra_images, extra_labels = images[:0], labels[:0]
     images, labels = np.concatenate([images, extra_images]), np.concatenate([labels, extra_labels])
     if originals is not None:
-        own = dict(zip(("pixel_sum", "sha256"), original_hash_arrays(extra_images)))
+        own = original_hash_arrays(extra_images)
         originals = {key: np.concatenate([value, own[key]]) for key, value in originals.items()}
     ids = np.arange(len(labels), dtype=np.int64)
     if exclude is not None:
@@ -95,14 +96,6 @@ def edited_training_set(train_path, train_limit=None, insert=None, exclude=None)
         originals = None if originals is None else {key: value[ids] for key, value in originals.items()}
     return {"images": images, "labels": labels, "ids": ids, "originals": originals,
             "inserted": (extra_images, extra_labels, first_id)}
-
-
-def save_inserted(path, images, labels, first_id: int) -> None:
-    """The inserted samples as the train step reads them: x, y and ``first_id`` (the id of x[0])."""
-    from .atomic import atomic_path
-
-    with atomic_path(path, suffix=".npz") as tmp:
-        np.savez(tmp, x=images, y=labels, first_id=np.int64(first_id))
 
 
 def training_pool(train_path, inserted_path):
@@ -114,12 +107,7 @@ def training_pool(train_path, inserted_path):
     images, labels, class_names = load_split(train_path)
     if inserted_path is None:
         return images, labels, class_names
-    try:
-        with np.load(inserted_path, allow_pickle=False) as npz:
-            x, y, first_id = npz["x"], npz["y"], int(npz["first_id"])
-    except (OSError, ValueError, KeyError) as err:
-        raise PipelineError(f"{inserted_path}: unreadable ({err}); delete it and run snakemake again "
-                            "(the partition step rewrites it)") from None
+    x, y, first_id = load_inserted(inserted_path)
     if first_id > len(labels) or tuple(x.shape[1:]) != tuple(images.shape[1:]):
         raise PipelineError(f"{inserted_path}: does not fit {train_path}; delete it and run snakemake "
                               "again (the partition step rewrites it)")

@@ -1,19 +1,15 @@
-"""Partitioning training samples into buckets and base-model training sets (DESIGN 4.1).
+"""Partitioning training samples into buckets and base-model training sets (docs/design.md#partitioning).
 
 A sample's bucket depends only on that sample (its pixels), so adding or deleting samples
 changes only the buckets -- and so only the base models -- that held them.
 """
 
 import hashlib
-import io
 import random
-from pathlib import Path
 
 import numpy as np
 
-from .atomic import json_bytes, write_bytes_if_changed
 from .errors import PipelineError
-from .provenance import with_self_digest
 
 HASHES = ("pixel_sum", "sha256")
 FA_OFFSET_SEED = 1000000207
@@ -28,7 +24,7 @@ def sha256_hash(images: np.ndarray) -> np.ndarray:
     """First 8 bytes of SHA-256 of each image's C-ordered bytes, as uint64[N] (an option, not the default)."""
     from .data.images import original_hash_arrays
 
-    return sha256_prefix(original_hash_arrays(images)[1])
+    return sha256_prefix(original_hash_arrays(images)["sha256"])
 
 
 def sha256_prefix(digests: np.ndarray) -> np.ndarray:
@@ -156,7 +152,7 @@ def partition(images, labels, sample_ids, method="dpa", k=1, d=1, hash_name="pix
         )
     shards = []
     for s, models in enumerate(shard_ranges(len(row_sets), shard_size)):
-        shards.append(with_self_digest({
+        shards.append({
             "shard": s, "method": method, "k": k, "d": d, "n_buckets": n_buckets, "hash": hash_name,
             "versions": versions,
             "models": [{
@@ -166,33 +162,6 @@ def partition(images, labels, sample_ids, method="dpa", k=1, d=1, hash_name="pix
                 "sample_ids": id_sets[i].tolist(),
                 "subset_sha256": subset_digest(digests[r] for r in row_sets[i]),
             } for i in models],
-        }))
+        })
     assignment = {"sample_id": np.asarray(sample_ids, dtype=np.int64), "bucket": buckets, "digest": digests}
     return assignment, shards
-
-
-def assignment_bytes(assignment) -> bytes:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    table = pa.table({"sample_id": pa.array(assignment["sample_id"], pa.int64()),
-                      "bucket": pa.array(assignment["bucket"], pa.int64()),
-                      "digest": pa.array(assignment["digest"], pa.string())})
-    buf = io.BytesIO()
-    pq.write_table(table, buf)
-    return buf.getvalue()
-
-
-def write_partition(out_dir, assignment, shards) -> list[int]:
-    """Write assignment.parquet and shard_<s>.json, each only if its bytes changed.
-
-    Removes shard files beyond the current shard count. Returns the indices of rewritten shards.
-    """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)  # the folder named by --out-dir
-    write_bytes_if_changed(out_dir / "assignment.parquet", assignment_bytes(assignment))
-    changed = [s["shard"] for s in shards if write_bytes_if_changed(out_dir / f"shard_{s['shard']}.json", json_bytes(s))]
-    for stale in out_dir.glob("shard_*.json"):
-        if int(stale.stem.split("_")[1]) >= len(shards):
-            stale.unlink()
-    return changed

@@ -14,15 +14,6 @@ from pathlib import Path
 from .errors import PipelineError
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-PREDICTIONS_KEY = b"pipeline.provenance"  # key of the JSON record in a Parquet file's schema metadata
-
-# Source files (relative to the package) whose code decides what a learner's base models are.
-LEARNER_CODE = {
-    "hog_nn": ["learners/hog_nn.py", "features.py"],
-    "small_cnn": ["learners/small_cnn.py", "learners/torch_common.py"],
-    "nin": ["learners/nin.py", "learners/torch_common.py"],
-}
-
 
 def canonical_digest(obj) -> str:
     """SHA-256 of the canonical JSON of ``obj`` (sorted keys, no whitespace)."""
@@ -78,10 +69,16 @@ def has_valid_self_digest(record: dict) -> bool:
 
 
 def code_digest(learner: str) -> str:
-    """SHA-256 over the learner's source files (their relative paths and bytes)."""
+    """SHA-256 over the source files a learner's module runs (its import closure in the package: paths
+    and bytes); empty for a learner outside the package's registry."""
+    from .code_inputs import closure
+    from .learners.specs import SPECS
+
     h = hashlib.sha256()
-    for rel in LEARNER_CODE.get(learner, []):
-        h.update(rel.encode() + b"\0" + (PACKAGE_DIR / rel).read_bytes() + b"\0")
+    if learner in SPECS:
+        module = SPECS[learner]["module"].split(".", 1)[1].replace(".", "/") + ".py"
+        for rel in closure(module, dynamic=False):
+            h.update(rel.encode() + b"\0" + (PACKAGE_DIR / rel).read_bytes() + b"\0")
     return h.hexdigest()
 
 
@@ -137,18 +134,3 @@ def check_learner(what: str, found: dict, expected: dict, fix: str) -> None:
     else:
         reason = "the learner's code has changed since"
     raise PipelineError(f"{what}: stale, computed with other learner settings ({reason}); {fix}")
-
-
-def read_predictions_record(path) -> dict:
-    """The provenance record stored in a predictions file's Parquet schema metadata."""
-    import pyarrow.parquet as pq
-
-    try:
-        metadata = pq.read_schema(path).metadata or {}
-        return json.loads(metadata[PREDICTIONS_KEY])
-    except KeyError:
-        raise PipelineError(f"{path}: records no provenance (written by an older version); delete it and run "
-                            "snakemake again") from None
-    except Exception as err:
-        raise PipelineError(f"{path}: unreadable predictions ({type(err).__name__}); delete it and run snakemake "
-                            "again") from None

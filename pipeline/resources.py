@@ -2,7 +2,7 @@
 
 Computed from the run: sizes of the prepared splits (bytes of uint8 pixels), models per shard,
 training samples per model, the test-set size and the learner. Each estimate is an upper bound
-of the job's peak resident memory with a margin (tests/test_resources.py checks it against the
+of the job's peak resident memory with a margin (tests/test_workflow.py checks it against the
 peaks Snakemake's benchmark files record); run times assume a CPU unless the learner trains on a
 GPU, and are generous (a cluster kills a job that runs past its declared time).
 """

@@ -7,8 +7,7 @@ rule certify:
     input:
         predictions=lambda w: after_partition(w.run, shard_files(w.run, "work/{run}/predictions/shard_{shard}.parquet")),
         test=lambda w: prepared(RUNS[w.run]["dataset"], "test"),
-        code=code("results.py", "certify/*.py", "metrics.py", "predict.py", "train.py", "provenance.py", "atomic.py",
-                  "learners/__init__.py", "learners/specs.py", "data/prepared.py"),
+        code=code("stages/certify.py"),
         layout=lambda w: shard_files(w.run, "work/{run}/partition/shard_{shard}.json"),
         # not read, but listed so that a missing checkpoint is rebuilt (and its shard re-predicted)
         # whenever certify has to run, e.g. after a train job that failed

@@ -12,13 +12,14 @@ sys.path.insert(0, workflow.basedir)  # the pipeline package next to this workfl
 os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
 
 from pipeline import resources as res
-from pipeline.certify import method_names
+from pipeline.certify import method_names, needs_logits
+from pipeline.code_inputs import closure
 from pipeline.config import validate
 from pipeline.edits import check_edit_files
 from pipeline.errors import PipelineError
 from pipeline.learners import defaults as learner_defaults
 from pipeline.learners import wants_gpu
-from pipeline.predict import test_chunk_size
+from pipeline.stages.predict import test_chunk_size
 from pipeline.partition import n_shards
 
 def config_problem(cfg):
@@ -219,14 +220,14 @@ def certificate_methods(run):
     return method_names(RUNS[run]["method"], RUNS[run]["roe"])
 
 
-def code(*modules):
-    """Package modules a rule runs, as inputs, so that a code change re-runs the rule.
-
-    Relative to the working directory where the package lies inside it, so that a project folder can be
-    moved or copied without every job looking out of date.
-    """
-    paths = (p for m in modules for p in sorted(Path(workflow.basedir, "pipeline").glob(m)))
-    return sorted(os.path.relpath(p) if p.resolve().is_relative_to(Path.cwd().resolve()) else str(p) for p in paths)
+def code(stage_module):
+    """The package files a stage module runs (its import closure, pipeline/code_inputs.py), as inputs of its
+    rule, so that a change to any of them re-runs the rule. Relative to the working directory where the
+    package lies inside it, so that a project folder can be moved or copied without every job looking
+    out of date."""
+    modules = sorted({*closure(stage_module), "__main__.py"})  # `python -m pipeline <stage>` runs the CLI too
+    paths = [Path(workflow.basedir, "pipeline", rel) for rel in modules]
+    return [os.path.relpath(p) if p.resolve().is_relative_to(Path.cwd().resolve()) else str(p) for p in paths]
 
 
 def final_outputs():

@@ -6,7 +6,7 @@
 
 rule prepare:
     input:
-        code=code("data/*.py", "atomic.py", "progress.py"),
+        code=code("stages/prepare.py"),
         user_files=lambda w: user_dataset_files(w.dataset),
     output:
         train=f"{PREPARED}/{{dataset}}/train.npz",

@@ -13,7 +13,7 @@ for _run, _cfg in RUNS.items():
         input:
             train=prepared(_cfg["dataset"], "train"),
             **edit_files(_run),
-            code=code("partition.py", "edits.py", "data/prepared.py", "atomic.py"),
+            code=code("stages/partition.py"),
         output:
             assignment=f"work/{_run}/partition/assignment.parquet",
             inserted=f"work/{_run}/partition/inserted.npz",

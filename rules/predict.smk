@@ -8,13 +8,12 @@ rule predict:
         model=lambda w: after_partition(w.run, f"work/{w.run}/models/shard_{w.shard}.pt"),
         shard="work/{run}/partition/shard_{shard}.json",
         test=lambda w: prepared(RUNS[w.run]["dataset"], "test"),
-        code=code("predict.py", "train.py", "provenance.py", "atomic.py", "learners/*.py", "features.py",
-                  "certify/votes.py", "data/prepared.py"),
+        code=code("stages/predict.py"),
     output:
         "work/{run}/predictions/shard_{shard}.parquet",
     params:
         test_limit=lambda w: RUNS[w.run]["test_limit"],
-        logits=lambda w: "--logits" if RUNS[w.run]["roe"] else "--no-logits",
+        logits=lambda w: "--logits" if needs_logits(certificate_methods(w.run)) else "--no-logits",
         learner=lambda w: RUNS[w.run]["learner"]["name"],
         learner_params=lambda w: learner_params_json(w.run),
         device=config["device"],

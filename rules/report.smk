@@ -5,7 +5,7 @@ rule report:
     input:
         metrics=lambda w: [after_partition(run, f"metrics/{run}.json") for run in RUNS],
         plots=[f"plots/{run}_certified_accuracy.png" for run in RUNS],
-        code=code("report.py"),
+        code=code("stages/report.py"),
     output:
         html="report/index.html",
         summary="report/summary.txt",

@@ -6,8 +6,7 @@
 rule train:
     input:
         unpack(train_inputs),
-        code=code("train.py", "edits.py", "provenance.py", "atomic.py", "learners/*.py", "features.py", "partition.py",
-                  "data/prepared.py"),
+        code=code("stages/train.py"),
     output:
         "work/{run}/models/shard_{shard}.pt",
     params:

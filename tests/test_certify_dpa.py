@@ -1,4 +1,4 @@
-"""DPA certificate (DESIGN 4.3) against brute force on small vote tables."""
+"""DPA certificate (docs/design.md#dpa-certificate) against brute force on small vote tables."""
 
 import itertools
 

@@ -1,4 +1,4 @@
-"""FA, DPA+ROE and FA+ROE certificates (DESIGN 4.4, 4.5) against brute-force attacks.
+"""FA, DPA+ROE and FA+ROE certificates (docs/design.md#fa-certificate, #roe) against brute-force attacks.
 
 An attack of size r changes r base models arbitrarily (DPA, DPA+ROE) or r buckets, i.e. every
 model those buckets feed (FA, FA+ROE). A changed model may output any logits: for ROE all weak

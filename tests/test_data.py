@@ -8,8 +8,8 @@ import zipfile
 import numpy as np
 import pytest
 
-from pipeline.data import array_digest, load_split, prepare
-from pipeline.data import mnist
+from pipeline.artifacts.splits import array_digest, load_split
+from pipeline.data import mnist, prepare
 from pipeline.data.idx import encode_idx, parse_idx
 from pipeline.data.safe_pickle import load_numpy_pickle
 from pipeline.errors import PipelineError

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from pipeline.__main__ import main
+from pipeline.artifacts.splits import array_digest, load_hash_inputs, load_split
 from pipeline.config import validate
-from pipeline.data import array_digest, load_hash_inputs, load_split, prepare
-from pipeline.data import cifar10, fashion_mnist, gtsrb
+from pipeline.data import cifar10, fashion_mnist, gtsrb, prepare
 from pipeline.data.idx import encode_idx
 from pipeline.data.images import resize_image
 from pipeline.errors import PipelineError

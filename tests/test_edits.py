@@ -6,8 +6,14 @@ import numpy as np
 import pytest
 
 from pipeline.__main__ import main
-from pipeline.data.prepared import _save_split
-from pipeline.edits import check_edit_files, kept_ids, load_insertions, read_exclusions, training_pool
+from pipeline.artifacts.splits import save_split
+from pipeline.edits import (
+    check_edit_files,
+    kept_ids,
+    load_insertions,
+    read_exclusions,
+    training_pool,
+)
 from pipeline.errors import PipelineError
 from pipeline.partition import partition
 
@@ -101,7 +107,7 @@ def test_an_edit_of_n_samples_changes_at_most_n_times_d_models(rng, method, k, d
 
 def test_partition_cli_applies_the_edits(tmp_path, rng):
     images, labels = small_dataset(rng, 200)
-    _save_split(tmp_path / "train.npz", images, labels, [str(c) for c in range(10)], "toy")
+    save_split(tmp_path / "train.npz", images, labels, [str(c) for c in range(10)], "toy")
     (tmp_path / "remove.txt").write_text("0\n5\n151\n")  # 151: the second inserted sample
     extra_images, extra_labels = small_dataset(rng, 3)
     write_npz(tmp_path / "add.npz", x=extra_images, y=extra_labels)
@@ -121,7 +127,7 @@ def test_partition_cli_applies_the_edits(tmp_path, rng):
 
 def test_partition_cli_error_leaves_no_output(tmp_path, rng, capsys):
     images, labels = small_dataset(rng, 50)
-    _save_split(tmp_path / "train.npz", images, labels, [str(c) for c in range(10)], "toy")
+    save_split(tmp_path / "train.npz", images, labels, [str(c) for c in range(10)], "toy")
     (tmp_path / "remove.txt").write_text("50\n")
     out = tmp_path / "partition"
     argv = ["partition", "--train", str(tmp_path / "train.npz"), "--k", "5", "--shard-size", "5",
@@ -133,7 +139,7 @@ def test_partition_cli_error_leaves_no_output(tmp_path, rng, capsys):
 
 def test_train_step_rejects_an_inserted_file_that_does_not_fit(tmp_path, rng):
     images, labels = small_dataset(rng, 20)
-    _save_split(tmp_path / "train.npz", images, labels, [str(c) for c in range(10)], "toy")
+    save_split(tmp_path / "train.npz", images, labels, [str(c) for c in range(10)], "toy")
     (tmp_path / "broken.npz").write_text("not an archive")
     with pytest.raises(PipelineError, match="broken.npz: unreadable .*; delete it and run snakemake again"):
         training_pool(tmp_path / "train.npz", tmp_path / "broken.npz")

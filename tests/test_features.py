@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from pipeline.features import deskew, hog, multi_hog, rotate
+from pipeline.learners.features import deskew, hog, multi_hog, rotate
 
 
 def _skew(image):

@@ -10,9 +10,16 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.data import load_split
+from pipeline.artifacts.splits import load_split
 
-from .conftest import executed_jobs, file_bytes, make_project, snakemake, tiny_params, write_params
+from .conftest import (
+    executed_jobs,
+    file_bytes,
+    make_project,
+    snakemake,
+    tiny_params,
+    write_params,
+)
 
 pytestmark = pytest.mark.workflow
 

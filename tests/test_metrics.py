@@ -2,7 +2,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.metrics import certified_accuracy, curve, median_radius
+from pipeline.certify.figures import certified_accuracy, curve, median_radius
 
 
 @settings(max_examples=200, deadline=None)

@@ -1,4 +1,4 @@
-"""Partitioning (DESIGN 4.1): hash, sizes, content order, stability of shard files."""
+"""Partitioning (docs/design.md#partitioning): hash, sizes, content order, stability of shard files."""
 
 import json
 import os
@@ -6,9 +6,16 @@ import os
 import numpy as np
 import pytest
 
+from pipeline.artifacts.partition_files import write_partition
 from pipeline.errors import PipelineError
-from pipeline.partition import (assign_buckets, content_order, fa_offsets, model_buckets, partition,
-                                pixel_sum_hash, write_partition)
+from pipeline.partition import (
+    assign_buckets,
+    content_order,
+    fa_offsets,
+    model_buckets,
+    partition,
+    pixel_sum_hash,
+)
 
 
 def test_pixel_sum_hash_and_buckets(rng):

@@ -8,8 +8,8 @@ import re
 import numpy as np
 import pytest
 
-from pipeline.data import array_digest, load_split, prepare
-from pipeline.data import cifar10, fashion_mnist, gtsrb, mnist
+from pipeline.artifacts.splits import array_digest, load_split
+from pipeline.data import cifar10, fashion_mnist, gtsrb, mnist, prepare
 from pipeline.data.idx import encode_idx
 from pipeline.errors import PipelineError
 

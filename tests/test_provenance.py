@@ -9,18 +9,20 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline import provenance
+from pipeline.artifacts.partition_files import read_shard, write_partition
+from pipeline.artifacts.predictions import PROVENANCE_KEY, read_record
 from pipeline.errors import PipelineError
-from pipeline.partition import partition, write_partition
-from pipeline.predict import predict_shard
+from pipeline.partition import partition
 from pipeline.provenance import content_digest, with_self_digest
-from pipeline.results import certify_run
-from pipeline.train import read_shard, train_shard
+from pipeline.stages.certify import certify_run
+from pipeline.stages.predict import predict_shard
+from pipeline.stages.train import train_shard
 
 
 @pytest.fixture(scope="module")
 def run_dir(mnist_prepared, tmp_path_factory):
     """600 samples, k = 6 in two shards of 3 models; trained and predicted (50 test samples, with scores)."""
-    from pipeline.data import load_split
+    from pipeline.artifacts.splits import load_split
 
     root = tmp_path_factory.mktemp("prov")
     images, labels, _ = load_split(mnist_prepared / "train.npz")
@@ -158,11 +160,11 @@ def test_results_record_their_provenance(run_dir, mnist_prepared, tmp_path):
     origin = metrics["provenance"]
     assert origin["test"]["n_test"] == 50 and origin["learner"]["name"] == "hog_nn"
     assert len(origin["partition_sha256"]) == len(origin["checkpoints_sha256"]) == 64
-    records = [provenance.read_predictions_record(p) for p in sorted(run_dir.glob("predictions/*.parquet"))]
+    records = [read_record(p) for p in sorted(run_dir.glob("predictions/*.parquet"))]
     assert [r["checkpoint_sha256"] for r in records] == [provenance.file_digest(p)
                                                          for p in sorted(run_dir.glob("models/*.pt"))]
     assert json.loads((tmp_path / "m.json").read_text())["provenance"] == origin
-    stored = pq.read_schema(tmp_path / "c.parquet").metadata[provenance.PREDICTIONS_KEY]
+    stored = pq.read_schema(tmp_path / "c.parquet").metadata[PROVENANCE_KEY]
     assert json.loads(stored) == origin
     # a different learner setting or partition gives different digests
     assert origin["learner"]["sha256"] != provenance.learner_spec("hog_nn", {**origin["learner"]["params"],
@@ -180,7 +182,7 @@ def test_content_digest_sees_dtype_shape_and_values():
 
 def test_predict_writes_test_chunks_as_one_table(run_dir, mnist_prepared, tmp_path, monkeypatch):
     """Scoring the test set in chunks gives exactly the table of scoring it at once."""
-    import pipeline.predict as predict_module
+    import pipeline.stages.predict as predict_module
 
     monkeypatch.setattr(predict_module, "TEST_CHUNK_PIXELS", 784 * 16)  # chunks of 512 (the row-group size)
     predict(run_dir, mnist_prepared, tmp_path / "chunked.parquet", test_limit=1100)

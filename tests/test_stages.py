@@ -10,13 +10,14 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline import learners
-from pipeline.data.prepared import _save_split
+from pipeline.artifacts.partition_files import write_partition
+from pipeline.artifacts.splits import save_split
 from pipeline.errors import PipelineError
-from pipeline.partition import partition, write_partition
-from pipeline.predict import predict_shard
+from pipeline.partition import partition
 from pipeline.provenance import with_self_digest
-from pipeline.results import certify_run
-from pipeline.train import train_shard
+from pipeline.stages.certify import certify_run
+from pipeline.stages.predict import predict_shard
+from pipeline.stages.train import train_shard
 
 from .conftest import REPO
 
@@ -24,7 +25,7 @@ from .conftest import REPO
 @pytest.fixture(scope="module")
 def small_run(mnist_prepared, tmp_path_factory):
     """Partition 600 samples into k=6 (2 shards), train and predict on 50 test samples."""
-    from pipeline.data import load_split
+    from pipeline.artifacts.splits import load_split
 
     root = tmp_path_factory.mktemp("run")
     images, labels, _ = load_split(mnist_prepared / "train.npz")
@@ -78,7 +79,7 @@ def test_missing_predictions_are_an_error(small_run, mnist_prepared, tmp_path):
 
 
 def test_duplicate_predictions_are_an_error(small_run):
-    from pipeline.results import certify_all
+    from pipeline.stages.certify import certify_all
 
     preds = sorted(small_run.glob("predictions/*.parquet"))
     with pytest.raises(PipelineError, match="each expected exactly once"):
@@ -86,13 +87,13 @@ def test_duplicate_predictions_are_an_error(small_run):
 
 
 def test_training_data_changed_behind_the_shard_file(small_run, mnist_prepared, tmp_path):
-    from pipeline.data import load_split
+    from pipeline.artifacts.splits import load_split
 
     images, labels, classes = load_split(mnist_prepared / "train.npz")
     shard = json.loads((small_run / "partition/shard_0.json").read_text())
     images = images.copy()
     images[shard["models"][1]["sample_ids"][0]] ^= 1
-    _save_split(tmp_path / "train.npz", images, labels, classes, "edited")
+    save_split(tmp_path / "train.npz", images, labels, classes, "edited")
     with pytest.raises(PipelineError, match="model 1's training samples differ from the prepared data"):
         train_shard(small_run / "partition/shard_0.json", tmp_path / "train.npz", "hog_nn", {}, "cpu", 1,
                     tmp_path / "out.pt")
@@ -101,7 +102,7 @@ def test_training_data_changed_behind_the_shard_file(small_run, mnist_prepared, 
 
 def test_test_set_of_another_shape(small_run, tmp_path):
     images = np.zeros((5, 32, 32, 3), np.uint8)
-    _save_split(tmp_path / "test.npz", images, np.zeros(5, np.int64), [str(c) for c in range(10)], "other")
+    save_split(tmp_path / "test.npz", images, np.zeros(5, np.int64), [str(c) for c in range(10)], "other")
     with pytest.raises(PipelineError, match=r"test images \[32, 32, 3\] with 10 classes do not match"):
         predict_shard(small_run / "models/shard_0.pt", small_run / "partition/shard_0.json", tmp_path / "test.npz",
                       "hog_nn", {}, None, False, "cpu", 1, tmp_path / "p.parquet")
@@ -145,7 +146,7 @@ def test_cli_help_lists_every_stage():
 
 def test_dpa_star_sums_the_versions_of_each_model():
     from pipeline.partition import model_seeds
-    from pipeline.predict import model_logits
+    from pipeline.stages.predict import model_logits
 
     assert model_seeds(7, 3) == [7, 1_000_007, 2_000_007] and model_seeds(7) == [7]
     fake = types.SimpleNamespace(predict=lambda states, images, n, params, device: np.stack(
@@ -161,7 +162,7 @@ def test_a_model_never_sees_samples_outside_its_subset(small_run, mnist_prepared
     """Retraining one model on a training set whose every other sample was replaced gives the same model."""
     import torch
 
-    from pipeline.data import load_split
+    from pipeline.artifacts.splits import load_split
 
     images, labels, classes = load_split(mnist_prepared / "train.npz")
     shard = json.loads((small_run / "partition/shard_0.json").read_text())
@@ -171,7 +172,7 @@ def test_a_model_never_sees_samples_outside_its_subset(small_run, mnist_prepared
     own[shard["models"][0]["sample_ids"]] = True
     noisy = images.copy()
     noisy[~own] = np.random.default_rng(0).integers(0, 256, size=noisy[~own].shape, dtype=np.uint8)
-    _save_split(tmp_path / "noisy.npz", noisy, labels, classes, "edited")
+    save_split(tmp_path / "noisy.npz", noisy, labels, classes, "edited")
     params = {"epochs": 1, "width": 8}
     train_shard(tmp_path / "one.json", mnist_prepared / "train.npz", "small_cnn", params, "cpu", 1, tmp_path / "a.pt")
     train_shard(tmp_path / "one.json", tmp_path / "noisy.npz", "small_cnn", params, "cpu", 1, tmp_path / "b.pt")
@@ -182,7 +183,7 @@ def test_a_model_never_sees_samples_outside_its_subset(small_run, mnist_prepared
 
 
 def test_shard_files_missing_a_model_are_an_error(small_run, tmp_path):
-    from pipeline.results import read_layout
+    from pipeline.artifacts.partition_files import read_layout
 
     shard = json.loads((small_run / "partition/shard_0.json").read_text())
     shard["models"] = shard["models"][1:]

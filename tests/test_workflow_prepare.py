@@ -5,7 +5,8 @@ import shutil
 import numpy as np
 import pytest
 
-from pipeline.data import array_digest, load_split, mnist
+from pipeline.artifacts.splits import array_digest, load_split
+from pipeline.data import mnist
 
 from .conftest import make_project, run, tiny_params
 from .test_data import write_official_idx

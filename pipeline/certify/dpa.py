@@ -1,4 +1,4 @@
-"""DPA certificate (DESIGN 4.3).
+"""DPA certificate (docs/design.md#dpa-certificate).
 
 One inserted or removed training sample changes one base model, so it moves at most one vote.
 radius = floor((N_pred - max_{c != pred}(N_c + [c < pred])) / 2) when pred = label, else -1.

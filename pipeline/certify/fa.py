@@ -1,4 +1,4 @@
-"""Finite Aggregation certificate (DESIGN 4.4).
+"""Finite Aggregation certificate (docs/design.md#fa-certificate).
 
 K = k*d buckets, bucket b feeds d models. For a correct plurality prediction y, and every other
 class c: gap_c = N_y - N_c - [c < y]; bucket b can reduce it by at most

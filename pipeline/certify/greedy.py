@@ -1,4 +1,4 @@
-"""The greedy bucket count shared by the FA and FA+ROE certificates (DESIGN 4.4, 4.5).
+"""The greedy bucket count shared by the FA and FA+ROE certificates (docs/design.md#greedy-bucket-count).
 
 Poisoning one bucket changes every model it feeds; the most a bucket can move a gap is its
 *reduction*, a small non-negative integer. With reductions as a histogram over their values,

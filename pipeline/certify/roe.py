@@ -1,4 +1,4 @@
-"""Run-Off Election certificates on DPA or FA models (DESIGN 4.5).
+"""Run-Off Election certificates on DPA or FA models (docs/design.md#roe).
 
 Round 1: plurality picks finalists m1, m2 (top two by count, ties to the smaller index).
 Round 2: E(a, c) = 2 * #{i : z_i[a] > z_i[c]} - m over all m models (strict >); the winner p is m1
@@ -14,7 +14,12 @@ unchanged, so a correct prediction is always certified at radius >= 0; the radiu
 
 import numpy as np
 
-from .buckets import bucket_flag_counts, bucket_vote_counts, circulant_offsets, map_chunks
+from .buckets import (
+    bucket_flag_counts,
+    bucket_vote_counts,
+    circulant_offsets,
+    map_chunks,
+)
 from .greedy import fewest_buckets, histogram
 from .votes import plurality, vote_counts
 

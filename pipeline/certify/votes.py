@@ -1,4 +1,4 @@
-"""Votes and plurality (DESIGN 4.2)."""
+"""Votes and plurality (docs/design.md#votes)."""
 
 import numpy as np
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import PipelineError
-from .images import check_labels, check_md5
+from .images import check_labels, check_md5, split_shapes
 from .safe_pickle import load_numpy_pickle
 from .sources import download_file, first_available
 
@@ -47,12 +47,7 @@ TEST_BATCHES = ["test_batch"]
 CLASS_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
 DIGESTS: dict = {}  # SHA-256 of the prepared arrays: not obtainable offline (see the module docstring)
-SHAPES = {
-    "train_images": (50000, 32, 32, 3),
-    "train_labels": (50000,),
-    "test_images": (10000, 32, 32, 3),
-    "test_labels": (10000,),
-}
+SHAPES = split_shapes(50000, 10000, (32, 32, 3))
 
 
 def where_to_put(raw_dir) -> str:

@@ -27,15 +27,11 @@ CLASS_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", 
                "Ankle boot"]
 
 # SHA-256 of the C-ordered bytes of the prepared uint8 arrays.
-DIGESTS = {
-    "train_images": "2e487a6c89124f78f2d7521542223cafe96f7123c3ca13d447772ac6ecbb3012",
-    "train_labels": "657fbd221bfc9f4198cc14b5619cc33ec57c58dd0e47af4d99d6650759e869a7",
-    "test_images": "c867c93ff95360594e8ec3287995350b824dd110b11595c0e13d5423f621867a",
-    "test_labels": "3d0e6c6ea990b53b6f8f500a41cac93881d981b315f84578b7d915342ade01e9",
-}
-SHAPES = dict(MNIST_LAYOUT_SHAPES)
-
-IDX_FILES = MNIST_LAYOUT_FILES
+DIGESTS = {"train_images": "2e487a6c89124f78f2d7521542223cafe96f7123c3ca13d447772ac6ecbb3012",
+           "train_labels": "657fbd221bfc9f4198cc14b5619cc33ec57c58dd0e47af4d99d6650759e869a7",
+           "test_images": "c867c93ff95360594e8ec3287995350b824dd110b11595c0e13d5423f621867a",
+           "test_labels": "3d0e6c6ea990b53b6f8f500a41cac93881d981b315f84578b7d915342ade01e9"}
+SHAPES, IDX_FILES = dict(MNIST_LAYOUT_SHAPES), MNIST_LAYOUT_FILES
 # MD5 of the official .gz files, as published in https://github.com/zalandoresearch/fashion-mnist#get-the-data
 GZ_MD5 = {
     "train_images": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",

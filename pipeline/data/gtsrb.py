@@ -16,7 +16,7 @@ height its row states. The images are not cropped to the ROI (as in the DPA/FA p
 The images vary in size (15 x 15 to 250 x 250). The prepared arrays hold them resized to 48 x 48
 RGB with Pillow's bilinear filter (``images.resize_image``), the input size of the papers' NiN;
 each sample's original pixel sum and the SHA-256 of its original decoded RGB bytes are stored
-beside them, and the partition hashes use those (DESIGN 4.1), not the resized pixels.
+beside them, and the partition hashes use those (docs/design.md#partitioning), not the resized pixels.
 
 Order: training images by class folder, then in the row order of the class's CSV; test images in
 the row order of ``GT-final_test.csv``.
@@ -37,7 +37,7 @@ import numpy as np
 
 from ..errors import PipelineError
 from ..progress import bar
-from .images import check_md5, decode_image, md5_of, stack_images
+from .images import check_md5, decode_image, md5_of, split_shapes, stack_images
 from .sources import download_file, first_available
 
 TITLE = "GTSRB"
@@ -56,12 +56,7 @@ TEST_GT = "GT-final_test.csv"
 COLUMNS = ["Filename", "Width", "Height", "Roi.X1", "Roi.Y1", "Roi.X2", "Roi.Y2", "ClassId"]
 
 DIGESTS: dict = {}  # SHA-256 of the prepared arrays: not obtainable offline (see the module docstring)
-SHAPES = {
-    "train_images": (39209, 48, 48, 3),
-    "train_labels": (39209,),
-    "test_images": (12630, 48, 48, 3),
-    "test_labels": (12630,),
-}
+SHAPES = split_shapes(39209, 12630, (48, 48, 3))
 
 
 def where_to_put(raw_dir) -> str:
@@ -171,8 +166,7 @@ def arrays_from_files(files: dict, origin: str) -> dict:
         stacked = stack_images(images, SIZE, f"{origin} ({split})")
         arrays[f"{split}_images"] = stacked["images"]
         arrays[f"{split}_labels"] = np.array([r["ClassId"] for r in rows], dtype=np.uint8)
-        arrays[f"{split}_original_pixel_sum"] = stacked["original_pixel_sum"]
-        arrays[f"{split}_original_sha256"] = stacked["original_sha256"]
+        arrays[f"{split}_originals"] = stacked["originals"]
     return arrays
 
 

@@ -5,6 +5,7 @@ import gzip
 import numpy as np
 
 from ..errors import PipelineError
+from .images import split_shapes
 
 _UBYTE = 0x08
 
@@ -15,12 +16,7 @@ MNIST_LAYOUT_FILES = {
     "test_images": "t10k-images-idx3-ubyte",
     "test_labels": "t10k-labels-idx1-ubyte",
 }
-MNIST_LAYOUT_SHAPES = {
-    "train_images": (60000, 28, 28),
-    "train_labels": (60000,),
-    "test_images": (10000, 28, 28),
-    "test_labels": (10000,),
-}
+MNIST_LAYOUT_SHAPES = split_shapes(60000, 10000, (28, 28))
 
 
 def parse_idx(data: bytes, what: str) -> np.ndarray:

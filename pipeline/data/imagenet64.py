@@ -75,8 +75,7 @@ def load(spec: dict, log) -> dict:
         if spec.get("resize"):
             stacked = stack_images(list(images), spec["resize"], f"{TITLE} ({split})")
             arrays[f"{split}_images"] = stacked["images"]
-            arrays[f"{split}_original_pixel_sum"] = stacked["original_pixel_sum"]
-            arrays[f"{split}_original_sha256"] = stacked["original_sha256"]
+            arrays[f"{split}_originals"] = stacked["originals"]
         else:
             arrays[f"{split}_images"] = images
     if arrays["train_images"].shape[1:] != arrays["test_images"].shape[1:]:

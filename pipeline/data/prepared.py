@@ -1,17 +1,11 @@
-"""Prepare a dataset into its verified npz form, and load it back with verification.
-
-Prepared split (``data/prepared/<dataset>/<split>.npz``): ``images`` uint8[N, H, W] or
-uint8[N, H, W, C], ``labels`` int[N], ``class_names`` str[C], ``dataset``, the SHA-256 of images
-and labels, and, for datasets whose original images vary in size or were resized (GTSRB, user
-sets with ``resize``), ``original_pixel_sum`` int64[N] and ``original_sha256`` uint8[N, 32] of
-the original decoded images (see images.py) with their own SHA-256 ``originals_sha256``.
+"""Prepare a dataset: fetch it from its first source that passes verification, write its prepared splits
+(format and reader: pipeline/artifacts/splits.py).
 
 Datasets with official digests (MNIST, Fashion-MNIST) also keep the last verified splits as
 ``.verified/<split>-<official images SHA-256>.npz`` hard links beside them: Snakemake deletes a job's
 outputs before rerunning it, not these, and prepare falls back on them when every source fails.
 """
 
-import hashlib
 import os
 import shutil
 import zipfile
@@ -19,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import atomic_path
+from ..artifacts.splits import SPLITS, array_digest, open_split, save_split
 from ..errors import PipelineError
 from . import cifar10, fashion_mnist, gtsrb, imagenet64, mnist, user
 from .images import check_labels
@@ -31,21 +25,8 @@ USER_FORMATS = {
     "folder": user.load_folder,
     "npz": user.load_npz,
 }
-SPLITS = ("train", "test")
-ORIGINALS = ("original_pixel_sum", "original_sha256")
 VERIFIED = ".verified"
 LAST_RESORT = "verified copy"
-
-
-def array_digest(array: np.ndarray) -> str:
-    """SHA-256 of the C-ordered bytes of ``array``."""
-    return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
-
-
-def originals_digest(pixel_sum: np.ndarray, sha256: np.ndarray) -> str:
-    """SHA-256 over the C-ordered bytes of original_pixel_sum (int64) then original_sha256 (uint8)."""
-    return hashlib.sha256(np.ascontiguousarray(pixel_sum, dtype=np.int64).tobytes()
-                          + np.ascontiguousarray(sha256, dtype=np.uint8).tobytes()).hexdigest()
 
 
 def _check(module, arrays: dict, origin: str) -> None:
@@ -79,26 +60,6 @@ def _check_split(arrays: dict, split: str, n_classes: int, origin: str) -> None:
     check_labels(labels, n_classes, f"{origin}: {split}")
 
 
-def _save_split(path: Path, images, labels, class_names, dataset, originals=None) -> None:
-    extra = {}
-    if originals is not None:
-        pixel_sum, sha256 = originals
-        extra = {"original_pixel_sum": np.asarray(pixel_sum, dtype=np.int64),
-                 "original_sha256": np.asarray(sha256, dtype=np.uint8),
-                 "originals_sha256": np.asarray(originals_digest(pixel_sum, sha256))}
-    with atomic_path(path, suffix=".npz") as tmp:
-        np.savez(
-            tmp,
-            images=images,
-            labels=labels,
-            class_names=np.asarray(class_names),
-            dataset=np.asarray(dataset),
-            images_sha256=np.asarray(array_digest(images)),
-            labels_sha256=np.asarray(array_digest(labels)),
-            **extra,
-        )
-
-
 def _kept_paths(out_dir, module) -> dict:
     """Split -> its last verified copy, named by the official SHA-256 of its images."""
     return {split: Path(out_dir) / VERIFIED / f"{split}-{module.DIGESTS[f'{split}_images']}.npz" for split in SPLITS}
@@ -129,7 +90,7 @@ def _read_kept(out_dir, module):
     arrays = {"files": {}}
     for split, path in paths.items():
         try:
-            with _open(path) as npz:
+            with open_split(path) as npz:
                 arrays[f"{split}_images"], arrays[f"{split}_labels"] = npz["images"], npz["labels"]
         except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as err:
             raise PipelineError(f"{path}: corrupt prepared data ({type(err).__name__}); delete it") from None
@@ -182,11 +143,8 @@ def prepare(dataset: str, raw_dir, out_dir, sources, log=print, spec=None) -> st
         _check_split(arrays, split, len(class_names), origin)
     out_dir.mkdir(parents=True, exist_ok=True)  # the folder named by --out-dir
     for split in SPLITS:
-        originals = None
-        if f"{split}_original_pixel_sum" in arrays:
-            originals = arrays[f"{split}_original_pixel_sum"], arrays[f"{split}_original_sha256"]
-        _save_split(out_dir / f"{split}.npz", arrays[f"{split}_images"], arrays[f"{split}_labels"],
-                    class_names, dataset, originals)
+        save_split(out_dir / f"{split}.npz", arrays[f"{split}_images"], arrays[f"{split}_labels"],
+                   class_names, dataset, arrays.get(f"{split}_originals"))
     if module is not None and module.DIGESTS:
         _keep_verified(out_dir, module, log)
     log(f"{dataset}: wrote {out_dir}/train.npz and test.npz ({verified})")
@@ -194,58 +152,3 @@ def prepare(dataset: str, raw_dir, out_dir, sources, log=print, spec=None) -> st
         log(f"{dataset} {split}: {arrays[f'{split}_images'].shape} images SHA-256 "
             f"{array_digest(arrays[f'{split}_images'])}, labels SHA-256 {array_digest(arrays[f'{split}_labels'])}")
     return arrays["source"]
-
-
-def _open(path: Path):
-    if not path.is_file():
-        raise PipelineError(f"{path}: prepared data missing; run the prepare step (snakemake prepares it)")
-    try:
-        return np.load(path, allow_pickle=False)
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
-        raise PipelineError(f"{path}: corrupt prepared data ({type(err).__name__}); delete it and run snakemake again (prepare rewrites it)") from None
-
-
-def load_split(path):
-    """Load a prepared split: (images uint8[N, ...], labels int64[N], class_names list[str]).
-
-    Checks the stored digests (and the official ones for known datasets), so a corrupt or
-    edited file is an error rather than silently different results.
-    """
-    path = Path(path)
-    try:
-        with _open(path) as npz:
-            images, labels = npz["images"], npz["labels"]
-            class_names = [str(c) for c in npz["class_names"]]
-            dataset = str(npz["dataset"])
-            stored = str(npz["images_sha256"]), str(npz["labels_sha256"])
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as err:
-        raise PipelineError(f"{path}: corrupt prepared data ({type(err).__name__}); delete it and run snakemake again (prepare rewrites it)") from None
-    if (array_digest(images), array_digest(labels)) != stored:
-        raise PipelineError(f"{path}: contents do not match their stored SHA-256; delete it and run snakemake again (prepare rewrites it)")
-    module = DATASETS.get(dataset)
-    split = path.stem
-    if module is not None and split in SPLITS and f"{split}_images" in module.DIGESTS:
-        official = module.DIGESTS[f"{split}_images"], module.DIGESTS[f"{split}_labels"]
-        if stored != official:
-            raise PipelineError(f"{path}: not the official {dataset} {split} split; delete it and run snakemake again (prepare rewrites it)")
-    return images, labels.astype(np.int64), class_names
-
-
-def load_hash_inputs(path):
-    """The original images' hash inputs of a prepared split, or None for fixed-size datasets.
-
-    Returns {"pixel_sum": int64[N], "sha256": uint8[N, 32]} (see images.py), checked against
-    their stored SHA-256.
-    """
-    path = Path(path)
-    try:
-        with _open(path) as npz:
-            if "original_pixel_sum" not in npz.files:
-                return None
-            pixel_sum, sha256 = npz["original_pixel_sum"], npz["original_sha256"]
-            stored = str(npz["originals_sha256"])
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as err:
-        raise PipelineError(f"{path}: corrupt prepared data ({type(err).__name__}); delete it and run snakemake again (prepare rewrites it)") from None
-    if originals_digest(pixel_sum, sha256) != stored:
-        raise PipelineError(f"{path}: original-image hashes do not match their stored SHA-256; delete it and run snakemake again (prepare rewrites it)")
-    return {"pixel_sum": pixel_sum.astype(np.int64), "sha256": sha256}

@@ -9,7 +9,7 @@ A learner is a module (listed with its defaults in ``specs.py``) with:
 - ``predict(states, images, n_classes, params, device) -> float32[n_models, n_test, n_classes]``:
   class scores of several base models of one shard on a batch of test images.
 
-Votes are the argmax of the scores with ties to the smaller class (DESIGN 4.2).
+Votes are the argmax of the scores with ties to the smaller class (docs/design.md#votes).
 """
 
 import importlib

@@ -12,8 +12,8 @@ training sample of that class in the subset; a class absent from the subset scor
 import numpy as np
 import torch
 
-from ..features import deskew, multi_hog, rotate
 from ..progress import bar
+from .features import deskew, multi_hog, rotate
 from .specs import SPECS
 
 DEFAULTS = SPECS["hog_nn"]["defaults"]  # parameters and defaults: pipeline/learners/specs.py

@@ -17,8 +17,8 @@ import torch
 from torch import nn
 
 from ..progress import bar
-from .specs import SPECS
 from . import torch_common as tc
+from .specs import SPECS
 
 DEFAULTS = SPECS["nin"]["defaults"]  # parameters and defaults: pipeline/learners/specs.py
 

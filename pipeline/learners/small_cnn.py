@@ -11,8 +11,8 @@ import torch
 from torch import nn
 
 from ..progress import bar
-from .specs import SPECS
 from . import torch_common as tc
+from .specs import SPECS
 
 DEFAULTS = SPECS["small_cnn"]["defaults"]  # parameters and defaults: pipeline/learners/specs.py
 

@@ -31,7 +31,7 @@ def _schema(properties: dict) -> dict:
 SPECS = {
     "hog_nn": {
         "module": "pipeline.learners.hog_nn",
-        "gpu": False,  # train on a GPU when there is one (the scheduler is asked for one)
+        "gpu": False,  # 1-NN needs no GPU: no GPU is asked of the scheduler (predict still uses one when present)
         "defaults": {
             "cells": [4, 7],        # HOG cell sizes in pixels; one HOG per size, concatenated
             "orientations": 9,      # unsigned orientation bins

@@ -1,58 +1,14 @@
-"""Report stage: the certified-accuracy table of every run, as text and as a self-contained HTML page."""
+"""Report stage (rules/report.smk): the certified-accuracy table of every run, as text
+(``report/summary.txt``) and as a self-contained HTML page (``report/index.html``)."""
 
 import base64
 import html
 import json
 from pathlib import Path
 
-from .atomic import write_text
-from .errors import PipelineError
-
-
-# Keys of a run's metrics (written by the certify step, pipeline.results) that the report reads; the
-# mapping ones hold one entry per certificate method.
-METRICS_KEYS = ("run", "dataset", "method", "k", "d", "learner", "n_models", "n_train", "n_test", "partition_size",
-                "base_model_accuracy")
-METRICS_MAPPINGS = ("methods", "clean_accuracy", "certified_accuracy", "median_radius", "median_radius_plus_one")
-
-
-def _rerun(path: Path, run=None, option="--metrics") -> str:
-    """The fix for a bad input of the report: the certify step of its run writes it."""
-    return (f"re-run certify for run {(run or path.stem)!r} (snakemake --force {path} rewrites it), "
-            f"or leave that file out of {option}")
-
-
-def load_metrics(paths) -> list[dict]:
-    """Every run's metrics JSON; a missing, unreadable or incomplete one is a PipelineError."""
-    all_metrics = []
-    for path in map(Path, paths):
-        try:
-            metrics = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise PipelineError(f"{path}: metrics file not found; {_rerun(path)}") from None
-        except OSError as err:
-            raise PipelineError(f"{path}: cannot read the metrics file ({err.strerror or err}); "
-                                f"{_rerun(path)}") from None
-        except ValueError as err:  # JSONDecodeError, UnicodeDecodeError
-            raise PipelineError(f"{path}: not a metrics file (not valid JSON: {err}); {_rerun(path)}") from None
-        if not isinstance(metrics, dict):
-            raise PipelineError(f"{path}: not a metrics file (a JSON {type(metrics).__name__}, not an object); "
-                                f"{_rerun(path)}")
-        run = metrics.get("run") if isinstance(metrics.get("run"), str) else None
-        missing = [key for key in METRICS_KEYS + METRICS_MAPPINGS if key not in metrics]
-        missing += [key for key in METRICS_MAPPINGS if key in metrics and not isinstance(metrics[key], dict)]
-        if not missing and not (isinstance(metrics["partition_size"], dict)
-                                and {"min", "mean", "max"} <= set(metrics["partition_size"])):
-            missing = ["partition_size.min/mean/max"]
-        if not missing:
-            methods = set(metrics["methods"])
-            missing = [f"{key}.{method}" for key in METRICS_MAPPINGS for method in sorted(methods)
-                       if method not in metrics[key]]
-        if missing:
-            raise PipelineError(f"{path}: not a complete metrics file of the certify step (missing or malformed: "
-                                f"{', '.join(missing)}); {_rerun(path, run)}")
-        all_metrics.append(metrics)
-    return all_metrics
+from ..artifacts.metrics import load_metrics, rerun_certify
+from ..atomic import write_text
+from ..errors import PipelineError
 
 
 def _pct(x) -> str:
@@ -120,7 +76,7 @@ def write_report(metrics_paths, plot_paths, out_dir) -> str:
     for plot in map(Path, plot_paths):
         if not plot.is_file():
             run = plot.stem.removesuffix("_certified_accuracy")
-            raise PipelineError(f"{plot}: plot not found; {_rerun(plot, run, '--plots')}")
+            raise PipelineError(f"{plot}: plot not found; {rerun_certify(plot, run, '--plots')}")
     text = summary_text(all_metrics)
     page = html_page(all_metrics, plot_paths)  # both built before either is written: no partial output
     out_dir = Path(out_dir)

@@ -1,4 +1,4 @@
-"""Reported figures (DESIGN 4.6). Radii count inserted + removed training samples."""
+"""Reported figures (docs/design.md#reported-figures). Radii count inserted + removed training samples."""
 
 import numpy as np
 

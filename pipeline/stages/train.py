@@ -1,29 +1,20 @@
-"""Train stage: every base model of one shard, each on its own content-ordered subset."""
+"""Train stage (rules/train.smk): every base model of one shard, each on its own content-ordered subset.
 
-import json
-from pathlib import Path
+Writes the shard's checkpoint (pipeline/artifacts/checkpoints.py), which records the learner spec
+and every model's subset digest and seeds (docs/design.md#provenance).
+"""
 
 import numpy as np
 
-from . import learners
-from .atomic import check_folder, save_torch
-from .edits import training_pool
-from .errors import PipelineError
-from .partition import sample_digests, subset_digest
-from .progress import bar
-from .provenance import content_digest, has_valid_self_digest, learner_spec, model_records
-
-
-def read_shard(path) -> dict:
-    """A shard file, checked against the digest it carries of its own content."""
-    fix = "delete it and run snakemake again (the partition step rewrites it)"
-    try:
-        shard = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as err:
-        raise PipelineError(f"{path}: unreadable shard file ({err}); {fix}") from None
-    if not isinstance(shard, dict) or not has_valid_self_digest(shard):
-        raise PipelineError(f"{path}: damaged shard file (its content does not match its SHA-256); {fix}")
-    return shard
+from .. import learners
+from ..artifacts.checkpoints import save_checkpoint
+from ..artifacts.partition_files import read_shard
+from ..atomic import check_folder
+from ..edits import training_pool
+from ..errors import PipelineError
+from ..partition import sample_digests, subset_digest
+from ..progress import bar
+from ..provenance import learner_spec, model_records
 
 
 def training_subset(images, labels, model: dict, shard_path):
@@ -42,8 +33,6 @@ def training_subset(images, labels, model: dict, shard_path):
 def train_shard(shard_path, train_path, learner_name, learner_params, device="auto", threads=1, out=None,
                 inserted_path=None):
     """Fit every model of the shard (each DPA* version with its own seed) and save them to ``out``.
-
-    The checkpoint records its provenance: the learner spec and every model's subset digest and seeds.
 
     Sample ids refer to the prepared split followed by the inserted samples of ``inserted_path``
     (the partition step's inserted.npz; None: the prepared split alone), see pipeline.edits.
@@ -69,4 +58,4 @@ def train_shard(shard_path, train_path, learner_name, learner_params, device="au
         # what the models were computed from: checked by predict against the shard file and params
         "provenance": {"learner": learner_spec(learner_name, params), "models": model_records(shard["models"])},
     }
-    save_torch(out, {**checkpoint, "content_sha256": content_digest(checkpoint)})
+    save_checkpoint(out, checkpoint)

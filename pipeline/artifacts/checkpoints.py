@@ -1,0 +1,61 @@
+"""Checkpoints: ``work/<run>/models/shard_<s>.pt``, written by the train stage, one per shard.
+
+A dict readable with ``torch.load(weights_only=True)``: ``learner``, ``params``, ``n_classes``,
+``class_names``, ``image_shape``, ``shard``, ``models`` (per base model ``model_id``, ``seeds``,
+``n_samples`` and ``versions``: one learner state per DPA* version), ``provenance`` (the learner spec
+and every model's record, see pipeline.provenance) and ``content_sha256`` over all of that, so damaged
+bytes that still unpickle are refused. Saved through memory, so equal content gives equal bytes.
+"""
+
+import io
+from pathlib import Path
+
+from .. import provenance
+from ..atomic import write_bytes
+from ..errors import PipelineError
+from .partition_files import read_shard
+
+RETRAIN = "delete it and run snakemake again (it retrains the shard)"
+
+
+def save_checkpoint(path, checkpoint: dict) -> None:
+    """Write ``checkpoint`` with its content digest. torch.save goes to memory first: saved to a path, the
+    zip's root folder would be named after the temporary file, and equal checkpoints differ in bytes."""
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save({**checkpoint, "content_sha256": provenance.content_digest(checkpoint)}, buffer)
+    write_bytes(path, buffer.getvalue())
+
+
+def load_checkpoint(path) -> dict:
+    """A checkpoint (without its digest), refused when missing, unreadable or damaged."""
+    import torch
+
+    if not Path(path).is_file():
+        raise PipelineError(f"{path}: checkpoint missing; run the train step first (snakemake does)")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise PipelineError(f"{path}: unreadable checkpoint ({type(err).__name__}); {RETRAIN}") from None
+    if not isinstance(checkpoint, dict) or "content_sha256" not in checkpoint:
+        raise PipelineError(f"{path}: not a checkpoint of this pipeline's train step (or written by an older "
+                            f"version); {RETRAIN}")
+    stored = checkpoint.pop("content_sha256")
+    if provenance.content_digest(checkpoint) != stored:
+        raise PipelineError(f"{path}: damaged checkpoint (its content does not match its SHA-256); {RETRAIN}")
+    return checkpoint
+
+
+def load_checked_checkpoint(path, shard_path, spec: dict) -> dict:
+    """A checkpoint, refused unless it was trained on the subsets of the shard file at ``shard_path`` with the
+    learner spec ``spec``."""
+    checkpoint = load_checkpoint(path)
+    shard = read_shard(shard_path)
+    fix = f"retrain it: delete {path} and run snakemake again"
+    record = checkpoint.get("provenance")
+    if record is None:
+        raise PipelineError(f"{path}: records no provenance (written by an older version); {fix}")
+    provenance.check_learner(str(path), record["learner"], spec, fix)
+    provenance.check_models(str(path), record["models"], shard_path, shard, fix)
+    return checkpoint

@@ -1,0 +1,90 @@
+"""A run's partition files, written by the partition stage in ``work/<run>/partition/``.
+
+- ``assignment.parquet``: per training sample ``sample_id`` int64, ``bucket`` int64, ``digest`` (SHA-256
+  of its label and pixels, hex).
+- ``shard_<s>.json``: one shard's base models, each with ``model_id``, ``seeds`` (one per DPA*
+  version), ``buckets``, content-ordered ``sample_ids`` and ``subset_sha256`` (digest of its ordered
+  training set); the run's ``method``, ``k``, ``d``, ``n_buckets``, ``hash``, ``versions``; and
+  ``sha256``, the digest of all of that (a damaged file is refused). Rewritten only when its content
+  changes, so that only the shards an edit touches retrain.
+- ``inserted.npz``: the run's inserted samples ``x``, ``y`` and ``first_id``, the id of ``x[0]``.
+"""
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..atomic import atomic_path, json_bytes, write_bytes_if_changed
+from ..errors import PipelineError
+from ..provenance import has_valid_self_digest, with_self_digest
+
+REWRITE = "delete it and run snakemake again (the partition step rewrites it)"
+
+
+def assignment_bytes(assignment: dict) -> bytes:
+    """assignment.parquet's bytes from columns sample_id int64[N], bucket int64[N], digest str[N]."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table({"sample_id": pa.array(assignment["sample_id"], pa.int64()),
+                      "bucket": pa.array(assignment["bucket"], pa.int64()),
+                      "digest": pa.array(assignment["digest"], pa.string())})
+    buf = io.BytesIO()
+    pq.write_table(table, buf)
+    return buf.getvalue()
+
+
+def write_partition(out_dir, assignment: dict, shards: list[dict]) -> list[int]:
+    """Write assignment.parquet and shard_<s>.json (with their self-digest), each only if its bytes changed.
+
+    Removes shard files beyond the current shard count. Returns the indices of rewritten shards.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)  # the folder named by --out-dir
+    write_bytes_if_changed(out_dir / "assignment.parquet", assignment_bytes(assignment))
+    changed = [s["shard"] for s in shards
+               if write_bytes_if_changed(out_dir / f"shard_{s['shard']}.json", json_bytes(with_self_digest(s)))]
+    for stale in out_dir.glob("shard_*.json"):
+        if int(stale.stem.split("_")[1]) >= len(shards):
+            stale.unlink()
+    return changed
+
+
+def read_shard(path) -> dict:
+    """A shard file, checked against the digest it carries of its own content."""
+    try:
+        shard = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as err:
+        raise PipelineError(f"{path}: unreadable shard file ({err}); {REWRITE}") from None
+    if not isinstance(shard, dict) or not has_valid_self_digest(shard):
+        raise PipelineError(f"{path}: damaged shard file (its content does not match its SHA-256); {REWRITE}")
+    return shard
+
+
+def read_layout(shard_paths):
+    """Every shard file of a run: (shards, models by id, model_buckets int64[n_models, d], sizes int64[n_models])."""
+    shards = [read_shard(p) for p in shard_paths]
+    models = sorted((m for s in shards for m in s["models"]), key=lambda m: m["model_id"])
+    if [m["model_id"] for m in models] != list(range(len(models))):
+        raise PipelineError("shard files do not hold model ids 0..n-1 exactly once; delete them and run snakemake "
+                            "again (the partition step rewrites them)")
+    buckets = np.array([m["buckets"] for m in models], dtype=np.int64)
+    sizes = np.array([len(m["sample_ids"]) for m in models], dtype=np.int64)
+    return shards, models, buckets, sizes
+
+
+def save_inserted(path, images, labels, first_id: int) -> None:
+    """inserted.npz: the inserted samples x, y and ``first_id`` (the id of x[0])."""
+    with atomic_path(path, suffix=".npz") as tmp:
+        np.savez(tmp, x=images, y=labels, first_id=np.int64(first_id))
+
+
+def load_inserted(path):
+    """(x uint8[M, ...], y int64[M], first_id) from inserted.npz."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return npz["x"], npz["y"], int(npz["first_id"])
+    except (OSError, ValueError, KeyError) as err:
+        raise PipelineError(f"{path}: unreadable ({err}); {REWRITE}") from None

@@ -1,0 +1,86 @@
+"""Rule code inputs are each stage module's import closure inside the package (pipeline/code_inputs.py):
+stages never import each other, the closure covers what a stage really loads, and editing any module a
+stage runs makes a dry run schedule that stage."""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from pipeline.code_inputs import PACKAGE_DIR, closure
+
+from .conftest import make_project, snakemake, tiny_params
+
+PARSE_TIME = {"config.py", "resources.py"}  # run by Snakemake itself when it reads the rules
+STAGES = {"prepare": "prepare", "partition": "partition_tiny", "train": "train", "predict": "predict",
+          "certify": "certify", "report": "report"}  # stage module -> the rule (name) running it
+
+
+def test_no_stage_module_imports_another():
+    for stage in STAGES:
+        others = [m for m in closure(f"stages/{stage}.py") if m.startswith("stages/") and m != f"stages/{stage}.py"
+                  and m != "stages/__init__.py"]
+        assert others == [], f"stages/{stage}.py imports {others}"
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_closure_holds_every_module_a_stage_loads(stage):
+    """What importing the stage module (and its learners, for train and predict) loads is inside its closure."""
+    code = (f"import sys, pipeline.stages.{stage}, pipeline.learners as l\n"
+            "if 'pipeline.learners' in sys.modules: [l.get(n) for n in l.LEARNERS]\n"
+            "print('\\n'.join(m.__file__ for n, m in list(sys.modules.items()) "
+            "if n.startswith('pipeline') and getattr(m, '__file__', None)))")
+    if stage in ("prepare", "report"):  # these must not pull in the learners at all
+        code = code.replace(", pipeline.learners as l", "").replace(
+            "if 'pipeline.learners' in sys.modules: [l.get(n) for n in l.LEARNERS]\n", "")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=PACKAGE_DIR.parent).stdout
+    loaded = {os.path.relpath(path, PACKAGE_DIR) for path in out.split()}
+    assert loaded <= set(closure(f"stages/{stage}.py")), loaded - set(closure(f"stages/{stage}.py"))
+    if stage in ("prepare", "report"):
+        assert not any(m.startswith("learners/") for m in closure(f"stages/{stage}.py"))
+
+
+def test_learner_closure_is_what_the_code_digest_covers():
+    hog_nn = set(closure("learners/hog_nn.py", dynamic=False))
+    assert {"learners/hog_nn.py", "learners/features.py", "learners/__init__.py"} <= hog_nn
+    assert not hog_nn & {"learners/nin.py", "learners/small_cnn.py", "learners/torch_common.py"}
+    assert "learners/torch_common.py" in closure("learners/nin.py", dynamic=False)
+    assert not any(m.startswith("stages/") for m in closure("learners/nin.py"))
+    assert {"learners/nin.py", "learners/hog_nn.py"} <= set(closure("stages/train.py"))  # looked up by name
+
+
+def planned_rules(project) -> set:
+    out = snakemake(project, "-n").stdout
+    if "Nothing to be done" in out:
+        return set()
+    table = out[out.index("job"):out.index("total")]
+    return {m.group(1) for m in re.finditer(r"^(\w+)\s+\d+\s*$", table, re.M)} - {"total", "all"}
+
+
+@pytest.mark.workflow
+def test_editing_a_module_schedules_every_stage_that_runs_it(tmp_path, mnist_raw_dir):
+    project = make_project(tmp_path / "p", tiny_params(mnist_raw_dir.parent, k=4, shard_size=4, train_limit=400,
+                                                        test_limit=20))
+    snakemake(project)
+    assert planned_rules(project) == set()
+    modules = sorted(str(p.relative_to(project / "pipeline")) for p in (project / "pipeline").rglob("*.py"))
+    users = {m: {rule for stage, rule in STAGES.items() if m in closure(f"stages/{stage}.py") or m == "__main__.py"}
+             for m in modules}
+    assert {m for m, u in users.items() if not u} == PARSE_TIME  # every other module is run by some stage
+    for module, rules in users.items():
+        if not rules:
+            continue
+        path = project / "pipeline" / module
+        stat, text = path.stat(), path.read_bytes()
+        path.write_bytes(text + b"\n# edited\n")  # Snakemake ignores a newer file with the checksum it recorded
+        planned = planned_rules(project)
+        path.write_bytes(text)
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+        # a scheduled partition checkpoint hides train and predict until it has run
+        expected = rules - ({"train", "predict"} if "partition_tiny" in planned or "prepare" in planned else set())
+        assert expected <= planned, f"editing {module} planned {sorted(planned)}, expected {sorted(rules)}"
+    shutil.rmtree(project)
