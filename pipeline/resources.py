@@ -18,8 +18,8 @@ CERTIFY_CHUNK_MB = 256  # pipeline.results.CHUNK_BYTES
 # throughput in sample-epochs per second (CPU, GPU): conservative figures for the run-time bound.
 TORCH_LEARNERS = {"small_cnn": {"bytes_per_pixel": 64 * 4 * 6, "rate": (2_000, 20_000)},
                   "nin": {"bytes_per_pixel": 192 * 4 * 30, "rate": (60, 3_000)}}
-HOG_BYTES_PER_PIXEL = 80  # HOG intermediates (float32 gradients, angles, int64 bins, votes) per pixel
-HOG_FEATURES_PER_PIXEL = 16  # float32 features (about 3 per pixel for the default cells) and their squares
+HOG_BYTES_PER_PIXEL = 160  # HOG intermediates (float64 gradients, angles, int64 bins, votes) per pixel
+HOG_FEATURES_PER_PIXEL = 40  # float64 features (about 3 per pixel for the default cells), quantised float32 copies
 
 
 def _mb(n_bytes: float) -> int:

@@ -43,6 +43,6 @@ def test_transforms_are_per_image():
 def test_hog_shape_and_normalisation():
     images = np.random.default_rng(2).integers(0, 256, size=(4, 28, 28), dtype=np.uint8)
     f = hog(images, cell=7, orientations=9, block=2)
-    assert f.shape == (4, 3 * 3 * 4 * 9) and f.dtype == np.float32
+    assert f.shape == (4, 3 * 3 * 4 * 9) and f.dtype == np.float64
     blocks = f.reshape(4, 9, 36)
     assert np.allclose(np.linalg.norm(blocks, axis=2), 1, atol=1e-3) and (blocks >= 0).all()

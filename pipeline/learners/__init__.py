@@ -124,6 +124,7 @@ def pick_device(device: str = "auto"):
 
     torch.backends.cudnn.deterministic = True  # same seed and subset give the same model on a GPU too
     torch.backends.cudnn.benchmark = False
+    torch.backends.cuda.matmul.allow_tf32 = False  # hog_nn's exact distances need full float32 products
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():

@@ -1,20 +1,22 @@
 """Fixed, data-independent feature maps (nothing here is fitted to any training set).
 
 Each image is mapped by itself, so a base model that uses these features still depends
-only on its own training subset.
+only on its own training subset. Everything is computed in float64 numpy arithmetic, one
+correctly rounded operation at a time (moments in exact integers), so that the results do not
+depend on the CPU's vector instructions or the number of threads (docs/design.md#determinism).
 """
 
 import numpy as np
 
 
 def _gray(images: np.ndarray) -> np.ndarray:
-    """float32[N, H, W] in [0, 1]; colour images use the per-pixel channel maximum."""
-    x = images.astype(np.float32) / 255.0
+    """float64[N, H, W] in [0, 1]; colour images use the per-pixel channel maximum."""
+    x = images.astype(np.float64) / 255.0
     return x.max(axis=-1) if x.ndim == 4 else x
 
 
 def _orientation_histograms(x: np.ndarray, cell: int, orientations: int) -> np.ndarray:
-    """Gradient-magnitude-weighted unsigned orientation histograms per cell: float32[N, cy, cx, orientations]."""
+    """Gradient-magnitude-weighted unsigned orientation histograms per cell: float64[N, cy, cx, orientations]."""
     n, h, w = x.shape
     gx = np.zeros_like(x)
     gy = np.zeros_like(x)
@@ -25,13 +27,13 @@ def _orientation_histograms(x: np.ndarray, cell: int, orientations: int) -> np.n
     # Linear interpolation between the two nearest bin centres.
     position = angle / np.pi * orientations - 0.5
     low = np.floor(position)
-    frac = (position - low).astype(np.float32)
+    frac = position - low
     low = low.astype(np.int64) % orientations
     high = (low + 1) % orientations
     cy, cx = h // cell, w // cell
     crop = (slice(None), slice(0, cy * cell), slice(0, cx * cell))
     magnitude, frac, low, high = magnitude[crop], frac[crop], low[crop], high[crop]
-    hist = np.empty((n, cy, cx, orientations), dtype=np.float32)
+    hist = np.empty((n, cy, cx, orientations), dtype=np.float64)
     for o in range(orientations):
         vote = np.where(low == o, magnitude * (1 - frac), 0) + np.where(high == o, magnitude * frac, 0)
         hist[..., o] = vote.reshape(n, cy, cell, cx, cell).sum(axis=(2, 4))
@@ -39,7 +41,7 @@ def _orientation_histograms(x: np.ndarray, cell: int, orientations: int) -> np.n
 
 
 def hog(images: np.ndarray, cell: int = 7, orientations: int = 9, block: int = 2) -> np.ndarray:
-    """Histogram of oriented gradients: float32[N, D].
+    """Histogram of oriented gradients: float64[N, D].
 
     images: uint8[N, H, W] or uint8[N, H, W, C]. Cells of ``cell`` x ``cell`` pixels,
     ``orientations`` unsigned bins, blocks of ``block`` x ``block`` cells (stride one cell),
@@ -53,25 +55,36 @@ def hog(images: np.ndarray, cell: int = 7, orientations: int = 9, block: int = 2
     blocks = blocks / np.sqrt((blocks ** 2).sum(-1, keepdims=True) + 1e-6)
     blocks = np.minimum(blocks, 0.2)
     blocks = blocks / np.sqrt((blocks ** 2).sum(-1, keepdims=True) + 1e-6)
-    return blocks.reshape(n, -1).astype(np.float32)
+    return blocks.reshape(n, -1)
 
 
 def multi_hog(images: np.ndarray, cells=(4, 7), orientations: int = 9, block: int = 2) -> np.ndarray:
-    """HOG at several cell sizes, concatenated and scaled so each scale weighs equally: float32[N, D]."""
+    """HOG at several cell sizes, concatenated and scaled so each scale weighs equally: float64[N, D].
+
+    Every block is L2-normalised, so each scale's part has a squared norm of at most
+    1 / (block**2 * orientations) (see hog_nn's quantisation)."""
     parts = [hog(images, c, orientations, block) for c in cells]
-    parts = [p / np.sqrt(p.shape[1]) for p in parts]
-    return np.concatenate(parts, axis=1).astype(np.float32)
+    parts = [p / np.sqrt(p.shape[1]) if p.shape[1] else p for p in parts]
+    return np.concatenate(parts, axis=1)
 
 
-def _resample(images: np.ndarray, grid) -> np.ndarray:
-    """Bilinear resampling of uint8 images [N, H, W(, C)] at grid (torch [N, H, W, 2], in [-1, 1])."""
-    import torch
-
-    x = torch.from_numpy(np.ascontiguousarray(images)).float()
-    x = x[:, None] if x.ndim == 3 else x.permute(0, 3, 1, 2)
-    out = torch.nn.functional.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
-    out = out.round_().clamp_(0, 255).to(torch.uint8)
-    return (out[:, 0] if images.ndim == 3 else out.permute(0, 2, 3, 1)).numpy()
+def _resample(images: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    """Bilinear resampling of uint8 images [N, H, W(, C)] at pixel coordinates ys, xs (float64[N, H, W]),
+    zeros outside, rounded half to even: uint8, same shape."""
+    n, h, w = images.shape[:3]
+    x = images.astype(np.float64).reshape(n, h, w, -1)
+    padded = np.zeros((n, h + 2, w + 2, x.shape[3]))
+    padded[:, 1:-1, 1:-1] = x
+    y0, x0 = np.floor(ys), np.floor(xs)
+    fy, fx = (ys - y0)[..., None], (xs - x0)[..., None]
+    # corners, shifted by the one-pixel zero border and clipped to it (beyond it everything is zero)
+    iy0, ix0 = np.clip(y0.astype(np.int64) + 1, 0, h + 1), np.clip(x0.astype(np.int64) + 1, 0, w + 1)
+    iy1, ix1 = np.clip(y0.astype(np.int64) + 2, 0, h + 1), np.clip(x0.astype(np.int64) + 2, 0, w + 1)
+    idx = np.arange(n)[:, None, None]
+    out = ((padded[idx, iy0, ix0] * (1 - fx) + padded[idx, iy0, ix1] * fx) * (1 - fy)
+           + (padded[idx, iy1, ix0] * (1 - fx) + padded[idx, iy1, ix1] * fx) * fy)
+    out = np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    return out.reshape(images.shape)
 
 
 def deskew(images: np.ndarray) -> np.ndarray:
@@ -79,40 +92,41 @@ def deskew(images: np.ndarray) -> np.ndarray:
 
     The image is shifted so that its centroid is at the centre and sheared horizontally by
     alpha = cov(x, y) / var(y), which makes the principal axis vertical (colour images use the
-    channel mean for the moments and move all channels alike). Data-independent: nothing is fitted.
+    channel sum for the moments and move all channels alike). The moments are exact integer sums.
+    Data-independent: nothing is fitted.
     """
-    import torch
-
     if len(images) == 0:
         return images.copy()
-    x = torch.from_numpy(np.ascontiguousarray(images)).float()
-    mass = x if x.ndim == 3 else x.mean(dim=3)
+    mass = images.astype(np.int64) if images.ndim == 3 else images.astype(np.int64).sum(axis=3)
     n, h, w = mass.shape
-    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
-    total = mass.sum((1, 2)).clamp_min(1e-6)
-    cy = (mass * ys).sum((1, 2)) / total
-    cx = (mass * xs).sum((1, 2)) / total
-    dy = ys[None] - cy[:, None, None]
-    var_y = (mass * dy ** 2).sum((1, 2)) / total
-    cov_xy = (mass * dy * (xs[None] - cx[:, None, None])).sum((1, 2)) / total
-    alpha = torch.where(var_y > 1e-6, cov_xy / var_y.clamp_min(1e-6), torch.zeros_like(var_y))
+    ys, xs = np.arange(h, dtype=np.int64)[:, None], np.arange(w, dtype=np.int64)[None, :]
+    total = mass.sum((1, 2))
+    my, mx = (mass * ys).sum((1, 2)), (mass * xs).sum((1, 2))
+    myy, mxy = (mass * ys * ys).sum((1, 2)), (mass * xs * ys).sum((1, 2))
+    safe = np.maximum(total, 1).astype(np.float64)
+    cy, cx = my / safe, mx / safe
+    var_y = (myy * total - my * my).astype(np.float64) / (safe * safe)  # exact integers until the division
+    cov_xy = (mxy * total - mx * my).astype(np.float64) / (safe * safe)
+    alpha = np.where((total > 0) & (var_y > 1e-6), cov_xy / np.maximum(var_y, 1e-6), 0.0)
+    cy, cx = np.where(total > 0, cy, (h - 1) / 2), np.where(total > 0, cx, (w - 1) / 2)
     oy, ox = (h - 1) / 2, (w - 1) / 2
-    y_in = ys[None] - oy + cy[:, None, None]
-    x_in = xs[None] - ox + cx[:, None, None] + alpha[:, None, None] * (ys[None] - oy)
-    grid = torch.stack([x_in / (w - 1) * 2 - 1, y_in / (h - 1) * 2 - 1], dim=-1)
-    return _resample(images, grid)
+    gy, gx = np.arange(h, dtype=np.float64)[None, :, None], np.arange(w, dtype=np.float64)[None, None, :]
+    y_in = np.broadcast_to(gy - oy + cy[:, None, None], (n, h, w))
+    x_in = gx - ox + cx[:, None, None] + alpha[:, None, None] * (gy - oy)
+    return _resample(images, y_in, x_in)
 
 
 def rotate(images: np.ndarray, degrees: float) -> np.ndarray:
     """Rotate every image by ``degrees`` counter-clockwise (as displayed, row 0 on top) about its centre
     (bilinear, zero fill): uint8, same shape."""
-    import torch
-
     if len(images) == 0:
         return images.copy()
-    h, w = images.shape[1:3]
+    n, h, w = images.shape[:3]
     theta = np.deg2rad(degrees)
-    ys, xs = torch.meshgrid(torch.linspace(-1, 1, h), torch.linspace(-1, 1, w), indexing="ij")
     cos, sin = float(np.cos(theta)), float(np.sin(theta))
-    grid = torch.stack([cos * xs - sin * ys, sin * xs + cos * ys], dim=-1)
-    return _resample(images, grid.expand(len(images), h, w, 2))
+    # normalised coordinates in [-1, 1] (as the earlier grid), mapped back to pixel coordinates
+    v = np.linspace(-1, 1, h)[:, None]
+    u = np.linspace(-1, 1, w)[None, :]
+    x_src = (cos * u - sin * v + 1) / 2 * (w - 1)
+    y_src = (sin * u + cos * v + 1) / 2 * (h - 1)
+    return _resample(images, np.broadcast_to(y_src, (n, h, w)), np.broadcast_to(x_src, (n, h, w)))
