@@ -57,6 +57,30 @@ def mnist_train(mnist_prepared):
     return load_split(mnist_prepared / "train.npz")
 
 
+@pytest.fixture(scope="session")
+def small_run(mnist_prepared, tmp_path_factory):
+    """A run without Snakemake: 600 MNIST samples, k = 6 in two shards of 3 hog_nn models, trained and
+    predicted on 50 test samples with scores. Folder with partition/, models/ and predictions/."""
+    from pipeline.artifacts.partition_files import write_partition
+    from pipeline.artifacts.splits import load_split
+    from pipeline.partition import partition
+    from pipeline.stages.predict import predict_shard
+    from pipeline.stages.train import train_shard
+
+    root = tmp_path_factory.mktemp("run")
+    images, labels, _ = load_split(mnist_prepared / "train.npz")
+    assignment, shards = partition(images[:600], labels[:600], np.arange(600), "dpa", k=6, shard_size=3)
+    write_partition(root / "partition", assignment, shards)
+    for folder in ("models", "predictions"):  # output folders, as Snakemake creates them for its jobs
+        (root / folder).mkdir()
+    for s in range(2):
+        train_shard(root / f"partition/shard_{s}.json", mnist_prepared / "train.npz", "hog_nn", {}, "cpu", 1,
+                    root / f"models/shard_{s}.pt")
+        predict_shard(root / f"models/shard_{s}.pt", root / f"partition/shard_{s}.json", mnist_prepared / "test.npz",
+                      "hog_nn", {}, 50, True, "cpu", 1, root / f"predictions/shard_{s}.parquet")
+    return root
+
+
 def tiny_params(raw_root, **run_changes) -> dict:
     params = yaml.safe_load((REPO / "configs" / "tiny.yaml").read_text())
     params["data"]["raw_dir"] = str(raw_root)

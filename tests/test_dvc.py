@@ -6,15 +6,7 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
-from .conftest import (
-    executed_jobs,
-    file_bytes,
-    make_project,
-    run,
-    snakemake,
-    tiny_params,
-    write_params,
-)
+from .conftest import executed_jobs, file_bytes, make_project, run, snakemake, tiny_params, write_params
 
 pytestmark = pytest.mark.workflow
 

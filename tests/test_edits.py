@@ -7,13 +7,7 @@ import pytest
 
 from pipeline.__main__ import main
 from pipeline.artifacts.splits import save_split
-from pipeline.edits import (
-    check_edit_files,
-    kept_ids,
-    load_insertions,
-    read_exclusions,
-    training_pool,
-)
+from pipeline.edits import check_edit_files, kept_ids, load_insertions, read_exclusions, training_pool
 from pipeline.errors import PipelineError
 from pipeline.partition import partition
 

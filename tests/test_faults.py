@@ -16,14 +16,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from .conftest import (
-    executed_jobs,
-    file_bytes,
-    make_project,
-    snakemake,
-    tiny_params,
-    write_params,
-)
+from .conftest import executed_jobs, file_bytes, make_project, snakemake, tiny_params, write_params
 
 pytestmark = pytest.mark.workflow
 

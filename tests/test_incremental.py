@@ -12,14 +12,7 @@ import pytest
 
 from pipeline.artifacts.splits import load_split
 
-from .conftest import (
-    executed_jobs,
-    file_bytes,
-    make_project,
-    snakemake,
-    tiny_params,
-    write_params,
-)
+from .conftest import executed_jobs, file_bytes, make_project, snakemake, tiny_params, write_params
 
 pytestmark = pytest.mark.workflow
 

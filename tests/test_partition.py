@@ -8,14 +8,7 @@ import pytest
 
 from pipeline.artifacts.partition_files import write_partition
 from pipeline.errors import PipelineError
-from pipeline.partition import (
-    assign_buckets,
-    content_order,
-    fa_offsets,
-    model_buckets,
-    partition,
-    pixel_sum_hash,
-)
+from pipeline.partition import assign_buckets, content_order, fa_offsets, model_buckets, partition, pixel_sum_hash
 
 
 def test_pixel_sum_hash_and_buckets(rng):

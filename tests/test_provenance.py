@@ -9,160 +9,140 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline import provenance
-from pipeline.artifacts.partition_files import read_shard, write_partition
+from pipeline.artifacts.partition_files import read_shard
 from pipeline.artifacts.predictions import PROVENANCE_KEY, read_record
 from pipeline.errors import PipelineError
-from pipeline.partition import partition
 from pipeline.provenance import content_digest, with_self_digest
 from pipeline.stages.certify import certify_run
 from pipeline.stages.predict import predict_shard
 from pipeline.stages.train import train_shard
 
 
-@pytest.fixture(scope="module")
-def run_dir(mnist_prepared, tmp_path_factory):
-    """600 samples, k = 6 in two shards of 3 models; trained and predicted (50 test samples, with scores)."""
-    from pipeline.artifacts.splits import load_split
-
-    root = tmp_path_factory.mktemp("prov")
-    images, labels, _ = load_split(mnist_prepared / "train.npz")
-    assignment, shards = partition(images[:600], labels[:600], np.arange(600), "dpa", k=6, shard_size=3)
-    write_partition(root / "partition", assignment, shards)
-    for folder in ("models", "predictions"):
-        (root / folder).mkdir()
-    for s in range(2):
-        train_shard(root / f"partition/shard_{s}.json", mnist_prepared / "train.npz", "hog_nn", {}, "cpu", 1,
-                    root / f"models/shard_{s}.pt")
-        predict_shard(root / f"models/shard_{s}.pt", root / f"partition/shard_{s}.json", mnist_prepared / "test.npz",
-                      "hog_nn", {}, 50, True, "cpu", 1, root / f"predictions/shard_{s}.parquet")
-    return root
-
-
-def predict(run_dir, mnist_prepared, out, shard=None, params=None, model=None, logits=True, test_limit=50):
-    predict_shard(model or run_dir / "models/shard_0.pt", shard or run_dir / "partition/shard_0.json",
+def predict(small_run, mnist_prepared, out, shard=None, params=None, model=None, logits=True, test_limit=50):
+    predict_shard(model or small_run / "models/shard_0.pt", shard or small_run / "partition/shard_0.json",
                   mnist_prepared / "test.npz", "hog_nn", params or {}, test_limit, logits, "cpu", 1, out)
 
 
-def certify(run_dir, mnist_prepared, out_dir, predictions=None, shards=None, params=None, methods=("dpa", "dpa_roe"),
+def certify(small_run, mnist_prepared, out_dir, predictions=None, shards=None, params=None, methods=("dpa", "dpa_roe"),
             test_limit=50):
-    return certify_run("r", "mnist", predictions or sorted(run_dir.glob("predictions/*.parquet")),
-                       shards or sorted(run_dir.glob("partition/shard_*.json")), mnist_prepared / "test.npz",
+    return certify_run("r", "mnist", predictions or sorted(small_run.glob("predictions/*.parquet")),
+                       shards or sorted(small_run.glob("partition/shard_*.json")), mnist_prepared / "test.npz",
                        test_limit, [0, 1], list(methods), "hog_nn", params or {}, out_dir / "c.parquet",
                        out_dir / "m.json", out_dir / "c.csv", out_dir / "c.png")
 
 
-def altered_shard(run_dir, tmp_path, name="shard_0.json"):
+def altered_shard(small_run, tmp_path, name="shard_0.json"):
     """shard_0.json whose model 1 lists one sample fewer (as after a deletion), with a valid self-digest."""
-    shard = json.loads((run_dir / "partition/shard_0.json").read_text())
+    shard = json.loads((small_run / "partition/shard_0.json").read_text())
     shard["models"][1]["sample_ids"] = shard["models"][1]["sample_ids"][1:]
     shard["models"][1]["subset_sha256"] = "0" * 64
     (tmp_path / name).write_text(json.dumps(with_self_digest(shard)))
     return tmp_path / name
 
 
-def test_checkpoints_are_bit_identical_between_runs(run_dir, mnist_prepared, tmp_path):
-    train_shard(run_dir / "partition/shard_0.json", mnist_prepared / "train.npz", "hog_nn", {}, "cpu", 1,
+def test_checkpoints_are_bit_identical_between_runs(small_run, mnist_prepared, tmp_path):
+    train_shard(small_run / "partition/shard_0.json", mnist_prepared / "train.npz", "hog_nn", {}, "cpu", 1,
                 tmp_path / "again.pt")
-    assert (tmp_path / "again.pt").read_bytes() == (run_dir / "models/shard_0.pt").read_bytes()
+    assert (tmp_path / "again.pt").read_bytes() == (small_run / "models/shard_0.pt").read_bytes()
 
 
-def test_checkpoint_records_its_subsets_and_learner(run_dir):
+def test_checkpoint_records_its_subsets_and_learner(small_run):
     import torch
 
-    ckpt = torch.load(run_dir / "models/shard_1.pt", weights_only=True)
-    shard = read_shard(run_dir / "partition/shard_1.json")
+    ckpt = torch.load(small_run / "models/shard_1.pt", weights_only=True)
+    shard = read_shard(small_run / "partition/shard_1.json")
     assert ckpt["provenance"]["models"] == provenance.model_records(shard["models"])
     spec = ckpt["provenance"]["learner"]
     assert spec["name"] == "hog_nn" and spec["params"]["orientations"] == 9
     assert spec["code_sha256"] == provenance.code_digest("hog_nn")
 
 
-def test_predict_refuses_a_checkpoint_of_other_models(run_dir, mnist_prepared, tmp_path):
+def test_predict_refuses_a_checkpoint_of_other_models(small_run, mnist_prepared, tmp_path):
     with pytest.raises(PipelineError, match=r"stale, it does not belong to .*shard_1.json \(it holds models 0..2, "
                                             r"the shard file 3..5\); retrain it: delete"):
-        predict(run_dir, mnist_prepared, tmp_path / "p.parquet", shard=run_dir / "partition/shard_1.json")
+        predict(small_run, mnist_prepared, tmp_path / "p.parquet", shard=small_run / "partition/shard_1.json")
     with pytest.raises(PipelineError, match="model 1 was trained on other samples than the shard file lists"):
-        predict(run_dir, mnist_prepared, tmp_path / "p.parquet", shard=altered_shard(run_dir, tmp_path))
+        predict(small_run, mnist_prepared, tmp_path / "p.parquet", shard=altered_shard(small_run, tmp_path))
     assert not (tmp_path / "p.parquet").exists()
 
 
-def test_predict_refuses_a_checkpoint_of_other_learner_settings(run_dir, mnist_prepared, tmp_path, monkeypatch):
+def test_predict_refuses_a_checkpoint_of_other_learner_settings(small_run, mnist_prepared, tmp_path, monkeypatch):
     with pytest.raises(PipelineError, match=r"stale, computed with other learner settings \(learner parameters "
                                             r"differ \(orientations\)\)"):
-        predict(run_dir, mnist_prepared, tmp_path / "p.parquet", params={"orientations": 8})
+        predict(small_run, mnist_prepared, tmp_path / "p.parquet", params={"orientations": 8})
     monkeypatch.setattr(provenance, "code_digest", lambda name: "f" * 64)
     with pytest.raises(PipelineError, match="the learner's code has changed since"):
-        predict(run_dir, mnist_prepared, tmp_path / "p.parquet")
+        predict(small_run, mnist_prepared, tmp_path / "p.parquet")
     assert not (tmp_path / "p.parquet").exists()
 
 
-def test_predict_refuses_a_damaged_checkpoint(run_dir, mnist_prepared, tmp_path):
+def test_predict_refuses_a_damaged_checkpoint(small_run, mnist_prepared, tmp_path):
     import torch
 
-    ckpt = torch.load(run_dir / "models/shard_0.pt", weights_only=True)
+    ckpt = torch.load(small_run / "models/shard_0.pt", weights_only=True)
     ckpt["models"][0]["versions"][0]["images"][0, 5, 5] ^= 1  # one pixel of a stored training image
     torch.save(ckpt, tmp_path / "damaged.pt")
     with pytest.raises(PipelineError, match="damaged checkpoint .*; delete it and run snakemake again"):
-        predict(run_dir, mnist_prepared, tmp_path / "p.parquet", model=tmp_path / "damaged.pt")
+        predict(small_run, mnist_prepared, tmp_path / "p.parquet", model=tmp_path / "damaged.pt")
     del ckpt["content_sha256"]
     torch.save(ckpt, tmp_path / "old.pt")
     with pytest.raises(PipelineError, match="or written by an older version"):
-        predict(run_dir, mnist_prepared, tmp_path / "p.parquet", model=tmp_path / "old.pt")
+        predict(small_run, mnist_prepared, tmp_path / "p.parquet", model=tmp_path / "old.pt")
     assert not (tmp_path / "p.parquet").exists()
 
 
-def test_a_damaged_shard_file_is_refused(run_dir, tmp_path):
-    shard = json.loads((run_dir / "partition/shard_0.json").read_text())
+def test_a_damaged_shard_file_is_refused(small_run, tmp_path):
+    shard = json.loads((small_run / "partition/shard_0.json").read_text())
     shard["models"][1]["buckets"] = [2]  # a valid-looking layout that would change FA certificates
     (tmp_path / "s.json").write_text(json.dumps(shard))
     with pytest.raises(PipelineError, match="damaged shard file .*delete it and run snakemake again"):
         read_shard(tmp_path / "s.json")
 
 
-def test_certify_refuses_stale_predictions(run_dir, mnist_prepared, tmp_path):
-    shards = [altered_shard(run_dir, tmp_path), run_dir / "partition/shard_1.json"]
+def test_certify_refuses_stale_predictions(small_run, mnist_prepared, tmp_path):
+    shards = [altered_shard(small_run, tmp_path), small_run / "partition/shard_1.json"]
     cases = [
         (dict(shards=shards), r"shard_0.parquet: stale, it does not belong to .*model 1 was trained on other samples"),
         (dict(params={"cells": [7]}), r"stale, computed with other learner settings \(learner parameters differ "
                                       r"\(cells\)\)"),
         (dict(test_limit=40), "stale, computed on another test set .50 samples"),
-        (dict(predictions=list(reversed(sorted(run_dir.glob("predictions/*.parquet"))))), "holds shard 1, expected"),
+        (dict(predictions=list(reversed(sorted(small_run.glob("predictions/*.parquet"))))), "holds shard 1, expected"),
     ]
     for changes, message in cases:
         out = tmp_path / "out"
         out.mkdir(exist_ok=True)
         with pytest.raises(PipelineError, match=message):
-            certify(run_dir, mnist_prepared, out, **changes)
+            certify(small_run, mnist_prepared, out, **changes)
         assert not list(out.iterdir())
 
 
-def test_certify_refuses_votes_only_predictions_for_run_off_election(run_dir, mnist_prepared, tmp_path):
+def test_certify_refuses_votes_only_predictions_for_run_off_election(small_run, mnist_prepared, tmp_path):
     (tmp_path / "p").mkdir()
     for s in range(2):
-        predict_shard(run_dir / f"models/shard_{s}.pt", run_dir / f"partition/shard_{s}.json",
+        predict_shard(small_run / f"models/shard_{s}.pt", small_run / f"partition/shard_{s}.json",
                       mnist_prepared / "test.npz", "hog_nn", {}, 50, False, "cpu", 1, tmp_path / f"p/shard_{s}.parquet")
     predictions = sorted((tmp_path / "p").glob("*.parquet"))
     with pytest.raises(PipelineError, match="holds votes only, but Run-Off Election needs every model's scores"):
-        certify(run_dir, mnist_prepared, tmp_path, predictions=predictions)
-    certify(run_dir, mnist_prepared, tmp_path, predictions=predictions, methods=["dpa"])  # plain DPA needs no scores
+        certify(small_run, mnist_prepared, tmp_path, predictions=predictions)
+    certify(small_run, mnist_prepared, tmp_path, predictions=predictions, methods=["dpa"])  # plain DPA needs no scores
 
 
-def test_predictions_without_a_record_are_refused(run_dir, mnist_prepared, tmp_path):
-    table = pq.read_table(run_dir / "predictions/shard_0.parquet")
+def test_predictions_without_a_record_are_refused(small_run, mnist_prepared, tmp_path):
+    table = pq.read_table(small_run / "predictions/shard_0.parquet")
     pq.write_table(table.replace_schema_metadata(None), tmp_path / "shard_0.parquet")
     with pytest.raises(PipelineError, match="records no provenance .*delete it and run snakemake again"):
-        certify(run_dir, mnist_prepared, tmp_path,
-                predictions=[tmp_path / "shard_0.parquet", run_dir / "predictions/shard_1.parquet"])
+        certify(small_run, mnist_prepared, tmp_path,
+                predictions=[tmp_path / "shard_0.parquet", small_run / "predictions/shard_1.parquet"])
 
 
-def test_results_record_their_provenance(run_dir, mnist_prepared, tmp_path):
-    metrics = certify(run_dir, mnist_prepared, tmp_path)
+def test_results_record_their_provenance(small_run, mnist_prepared, tmp_path):
+    metrics = certify(small_run, mnist_prepared, tmp_path)
     origin = metrics["provenance"]
     assert origin["test"]["n_test"] == 50 and origin["learner"]["name"] == "hog_nn"
     assert len(origin["partition_sha256"]) == len(origin["checkpoints_sha256"]) == 64
-    records = [read_record(p) for p in sorted(run_dir.glob("predictions/*.parquet"))]
+    records = [read_record(p) for p in sorted(small_run.glob("predictions/*.parquet"))]
     assert [r["checkpoint_sha256"] for r in records] == [provenance.file_digest(p)
-                                                         for p in sorted(run_dir.glob("models/*.pt"))]
+                                                         for p in sorted(small_run.glob("models/*.pt"))]
     assert json.loads((tmp_path / "m.json").read_text())["provenance"] == origin
     stored = pq.read_schema(tmp_path / "c.parquet").metadata[PROVENANCE_KEY]
     assert json.loads(stored) == origin
@@ -180,26 +160,26 @@ def test_content_digest_sees_dtype_shape_and_values():
     assert len(digests) == 5 and content_digest(base) == content_digest({"n": 1, "w": torch.zeros(2, 3)})
 
 
-def test_predict_writes_test_chunks_as_one_table(run_dir, mnist_prepared, tmp_path, monkeypatch):
+def test_predict_writes_test_chunks_as_one_table(small_run, mnist_prepared, tmp_path, monkeypatch):
     """Scoring the test set in chunks gives exactly the table of scoring it at once."""
     import pipeline.stages.predict as predict_module
 
     monkeypatch.setattr(predict_module, "TEST_CHUNK_PIXELS", 784 * 16)  # chunks of 512 (the row-group size)
-    predict(run_dir, mnist_prepared, tmp_path / "chunked.parquet", test_limit=1100)
+    predict(small_run, mnist_prepared, tmp_path / "chunked.parquet", test_limit=1100)
     monkeypatch.setattr(predict_module, "TEST_CHUNK_PIXELS", 2**23)
-    predict(run_dir, mnist_prepared, tmp_path / "whole.parquet", test_limit=1100)
+    predict(small_run, mnist_prepared, tmp_path / "whole.parquet", test_limit=1100)
     chunked, whole = pq.read_table(tmp_path / "chunked.parquet"), pq.read_table(tmp_path / "whole.parquet")
     assert chunked.num_rows == 1100 * 3 and chunked.equals(whole)
     assert pq.ParquetFile(tmp_path / "chunked.parquet").metadata.num_row_groups == 3
 
 
-def test_hog_nn_scores_do_not_depend_on_the_other_models_of_the_shard(run_dir):
+def test_hog_nn_scores_do_not_depend_on_the_other_models_of_the_shard(small_run):
     """A model's scores computed alone equal those computed beside the other models of its shard."""
     import torch
 
     from pipeline.learners import hog_nn, resolve_params
 
-    ckpt = torch.load(run_dir / "models/shard_0.pt", weights_only=True)
+    ckpt = torch.load(small_run / "models/shard_0.pt", weights_only=True)
     states = [m["versions"][0] for m in ckpt["models"]]
     test = states[2]["images"].numpy()[:20]
     params = resolve_params("hog_nn", {})

@@ -10,35 +10,14 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline import learners
-from pipeline.artifacts.partition_files import write_partition
 from pipeline.artifacts.splits import save_split
 from pipeline.errors import PipelineError
-from pipeline.partition import partition
 from pipeline.provenance import with_self_digest
 from pipeline.stages.certify import certify_run
 from pipeline.stages.predict import predict_shard
 from pipeline.stages.train import train_shard
 
 from .conftest import REPO
-
-
-@pytest.fixture(scope="module")
-def small_run(mnist_prepared, tmp_path_factory):
-    """Partition 600 samples into k=6 (2 shards), train and predict on 50 test samples."""
-    from pipeline.artifacts.splits import load_split
-
-    root = tmp_path_factory.mktemp("run")
-    images, labels, _ = load_split(mnist_prepared / "train.npz")
-    assignment, shards = partition(images[:600], labels[:600], np.arange(600), "dpa", k=6, shard_size=3)
-    write_partition(root / "partition", assignment, shards)
-    (root / "models").mkdir()  # output folders, as Snakemake creates them for its jobs
-    (root / "predictions").mkdir()
-    for s in range(2):
-        train_shard(root / f"partition/shard_{s}.json", mnist_prepared / "train.npz", "hog_nn", {}, "cpu", 1,
-                    root / f"models/shard_{s}.pt")
-        predict_shard(root / f"models/shard_{s}.pt", root / f"partition/shard_{s}.json", mnist_prepared / "test.npz",
-                      "hog_nn", {}, 50, True, "cpu", 1, root / f"predictions/shard_{s}.parquet")
-    return root
 
 
 def test_predictions_table(small_run):

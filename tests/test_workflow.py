@@ -7,14 +7,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from .conftest import (
-    declared_and_measured,
-    make_project,
-    run,
-    snakemake,
-    tiny_params,
-    write_params,
-)
+from .conftest import declared_and_measured, make_project, run, snakemake, tiny_params, write_params
 
 pytestmark = pytest.mark.workflow
 

@@ -14,12 +14,7 @@ unchanged, so a correct prediction is always certified at radius >= 0; the radiu
 
 import numpy as np
 
-from .buckets import (
-    bucket_flag_counts,
-    bucket_vote_counts,
-    circulant_offsets,
-    map_chunks,
-)
+from .buckets import bucket_flag_counts, bucket_vote_counts, circulant_offsets, map_chunks
 from .greedy import fewest_buckets, histogram
 from .votes import plurality, vote_counts
 
