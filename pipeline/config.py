@@ -88,3 +88,39 @@ def check_yaml_syntax(path):
                          "(indent with spaces, not tabs; quote values containing ': ' or '#')") from None
     except (yaml.YAMLError, UnicodeDecodeError) as err:
         raise ValueError(f"{path}: not valid YAML ({' '.join(str(err).split())}); fix the file") from None
+
+
+def config_problem(params: dict):
+    """The first problem of a config (validation, then the edit files it names) without its source, or None."""
+    from .edits import check_edit_files
+
+    try:
+        validate(params, source="")
+        check_edit_files(params["runs"], source="")
+    except PipelineError as err:
+        return str(err).removeprefix(": ")
+    return None
+
+
+def check_sources(params: dict, layers) -> None:
+    """Validate a merged config; a problem is a PipelineError naming the source that brings it in.
+
+    ``layers``: a function returning [(name, dict)] of the config's sources in merge order (later ones win,
+    merged as Snakemake does); the source named is the first after which the merged config shows the problem.
+    """
+    import copy
+
+    from snakemake.utils import update_config
+
+    problem = config_problem(params)
+    if problem is None:
+        return
+    sources = layers()
+    source = " + ".join(name for name, _ in sources) or "config"
+    merged = {}
+    for name, layer in sources:
+        update_config(merged, copy.deepcopy(layer))
+        if config_problem(merged) == problem:
+            source = name
+            break
+    raise PipelineError(f"{source}: {problem}")

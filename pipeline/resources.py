@@ -8,11 +8,14 @@ GPU, and are generous (a cluster kills a job that runs past its declared time).
 """
 
 import math
+import os
 
 MB = 2**20
+TEST_CHUNK_PIXELS = 2**23  # test pixels predict scores at once (bounds its memory; all of MNIST's test set)
+ROW_GROUP_TESTS = 512  # test samples per Parquet row group of a predictions file (pipeline.artifacts.predictions)
 PYTHON_MB = 250         # interpreter, numpy, pandas, pyarrow
 TORCH_MB = 700          # + torch (its CPU and CUDA libraries), resident after import
-CERTIFY_CHUNK_MB = 256  # pipeline.results.CHUNK_BYTES
+CERTIFY_CHUNK_MB = 256  # votes (and logits) certify reads at once
 
 # Learner working memory per training sample in flight (bytes per input pixel), and training
 # throughput in sample-epochs per second (CPU, GPU): conservative figures for the run-time bound.
@@ -110,3 +113,60 @@ def dataset_size(train_path, test_path, known_shapes=None, n_classes: int = 10) 
     else:
         n_classes = (npz_shape(train_path, "class_names") or (n_classes,))[0]
     return {"n_train": train[0], "n_test": test[0], "image_shape": tuple(train[1:]), "n_classes": n_classes}
+
+
+def test_chunk_size(image_shape) -> int:
+    """Test samples predict scores at once: a multiple of ROW_GROUP_TESTS holding about TEST_CHUNK_PIXELS pixels."""
+    pixels = max(1, math.prod(image_shape))
+    return max(ROW_GROUP_TESTS, TEST_CHUNK_PIXELS // pixels // ROW_GROUP_TESTS * ROW_GROUP_TESTS)
+
+
+def files_bytes(paths) -> int:
+    """Total size of the files at ``paths`` (folders walked)."""
+    walk = lambda p: (os.path.join(r, f) for r, _, fs in os.walk(p) for f in fs) if os.path.isdir(p) else [p]  # noqa: E731
+    return sum(os.path.getsize(f) for p in paths for f in walk(p))
+
+
+def run_size(run: dict, size: dict, learner_params: dict) -> dict:
+    """What a run's job resources depend on, from its params.yaml entry ``run``, its dataset's ``size``
+    (dataset_size) and its resolved learner parameters."""
+    pixels = math.prod(size["image_shape"])
+    limit = lambda n, cap: n if cap is None else min(n, cap)  # noqa: E731
+    n_train, n_test = limit(size["n_train"], run["train_limit"]), limit(size["n_test"], run["test_limit"])
+    spread = run["d"] if run["method"] == "fa" else 1
+    n_models = run["k"] * spread
+    per_model = -(-n_train * spread // n_models)
+    resized = learner_params.get("resize") or 0
+    channels = size["image_shape"][-1] if len(size["image_shape"]) == 3 else 1
+    return {
+        "learner": run["learner"]["name"], "params": learner_params, "pixels": pixels,
+        "work_pixels": resized * resized * channels or pixels,
+        "train_bytes": size["n_train"] * pixels, "test_bytes": size["n_test"] * pixels, "n_train": n_train,
+        "n_test": n_test, "n_classes": size["n_classes"], "n_models": n_models, "d": run["d"],
+        "shard_models": min(run["shard_size"], n_models), "versions": run["versions"], "roe": run["roe"],
+        "max_subset": 2 * per_model + 20,  # the hash spreads samples about evenly; twice the mean bounds a subset
+    }
+
+
+def job_mem_mb(stage: str, z: dict) -> int:
+    """Memory (MB) a job of ``stage`` declares, from run_size ``z``."""
+    if stage == "partition":
+        return partition_mem_mb(z["train_bytes"], z["n_train"], z["d"])
+    if stage == "train":
+        return train_mem_mb(z["learner"], z["train_bytes"], z["shard_models"] * z["max_subset"] * z["pixels"],
+                            z["work_pixels"], z["params"].get("batch_size", 0))
+    if stage == "predict":
+        model_bytes = z["shard_models"] * z["max_subset"] * z["pixels"] if z["learner"] not in TORCH_LEARNERS else 0
+        return predict_mem_mb(z["learner"], z["test_bytes"], z["n_test"], z["shard_models"], z["n_classes"],
+                              model_bytes, z["max_subset"] * z["pixels"], z["work_pixels"], test_chunk_size([z["pixels"]]))
+    if stage == "certify":
+        return certify_mem_mb(z["test_bytes"], z["n_test"], z["n_models"], z["n_classes"], z["roe"])
+    raise ValueError(f"no memory model for stage {stage!r}")
+
+
+def job_runtime_min(stage: str, z: dict, on_gpu: bool) -> int:
+    """Minutes a train or predict job declares, from run_size ``z``."""
+    if stage == "train":
+        sample_epochs = z["shard_models"] * z["versions"] * z["max_subset"] * z["params"].get("epochs", 1)
+        return train_runtime_min(z["learner"], sample_epochs, on_gpu)
+    return predict_runtime_min(z["learner"], z["n_test"], z["shard_models"] * z["versions"], z["max_subset"], on_gpu)

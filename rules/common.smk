@@ -1,10 +1,9 @@
 # Helpers shared by all rule files -- validated config, paths, shard counts, code inputs.
 import json
+import math
 import os
 import sys
 from pathlib import Path
-
-import numpy as np
 
 sys.path.insert(0, workflow.basedir)  # the pipeline package next to this workflow
 # Jobs run `python -m pipeline`: let that be the interpreter running Snakemake (e.g. .venv/bin/python
@@ -14,23 +13,11 @@ os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.enviro
 from pipeline import resources as res
 from pipeline.certify import method_names, needs_logits
 from pipeline.code_inputs import closure
-from pipeline.config import validate
-from pipeline.edits import check_edit_files
+from pipeline.config import check_sources
 from pipeline.errors import PipelineError
 from pipeline.learners import defaults as learner_defaults
 from pipeline.learners import wants_gpu
-from pipeline.stages.predict import test_chunk_size
 from pipeline.partition import n_shards
-
-def config_problem(cfg):
-    """The first problem of a config (validation, then the edit files it names) without its source, or None."""
-    try:
-        validate(cfg, source="")
-        check_edit_files(cfg["runs"], source="")
-    except PipelineError as err:
-        return str(err).removeprefix(": ")
-    return None
-
 
 def config_layers():
     """(name, dict) of every source of the config, in the order Snakemake merges them (later ones win).
@@ -54,30 +41,10 @@ def config_layers():
     return layers
 
 
-def check_config():
-    """Validate the config; a problem is a ValueError naming the config file that brings it in.
-
-    That is the first source (in merge order) after which the merged config shows the problem.
-    """
-    import copy
-
-    from snakemake.utils import update_config
-
-    problem = config_problem(config)
-    if problem is None:
-        return
-    layers = config_layers()
-    source = " + ".join(name for name, _ in layers) or "config"
-    merged = {}
-    for name, layer in layers:
-        update_config(merged, copy.deepcopy(layer))
-        if config_problem(merged) == problem:
-            source = name
-            break
-    raise ValueError(f"{source}: {problem}")
-
-
-check_config()
+try:
+    check_sources(config, config_layers)
+except PipelineError as err:
+    raise ValueError(str(err)) from None
 
 RUNS = config["runs"]
 PREPARED = config["data"]["prepared_dir"]
@@ -152,67 +119,28 @@ def dataset_size(dataset):
 
 
 def run_size(run):
-    """The quantities the run's job resources depend on (pipeline/resources.py)."""
+    """What the run's job resources depend on (pipeline/resources.py)."""
     cfg = RUNS[run]
-    size = dataset_size(cfg["dataset"])
-    pixels = int(np.prod(size["image_shape"]))
-    limit = lambda n, cap: n if cap is None else min(n, cap)  # noqa: E731
-    n_train, n_test = limit(size["n_train"], cfg["train_limit"]), limit(size["n_test"], cfg["test_limit"])
-    n_models = cfg["k"] * (cfg["d"] if cfg["method"] == "fa" else 1)
-    per_model = -(-n_train * (cfg["d"] if cfg["method"] == "fa" else 1) // n_models)
     params = {**learner_defaults(cfg["learner"]["name"]), **cfg["learner"]["params"]}
-    resized = params.get("resize") or 0
-    return {
-        "learner": cfg["learner"]["name"], "params": params, "pixels": pixels,
-        "work_pixels": resized * resized * (size["image_shape"][-1] if len(size["image_shape"]) == 3 else 1) or pixels,
-        "train_bytes": size["n_train"] * pixels, "test_bytes": size["n_test"] * pixels, "n_train": n_train,
-        "n_test": n_test, "n_classes": size["n_classes"], "n_models": n_models, "d": cfg["d"],
-        "shard_models": min(cfg["shard_size"], n_models), "versions": cfg["versions"],
-        "max_subset": 2 * per_model + 20,  # the hash spreads samples about evenly; twice the mean bounds a subset
-    }
-
-
-def files_bytes(paths):
-    """Total size of the files at ``paths`` (folders walked)."""
-    walk = lambda p: (os.path.join(r, f) for r, _, fs in os.walk(p) for f in fs) if os.path.isdir(p) else [p]  # noqa: E731
-    return sum(os.path.getsize(f) for p in paths for f in walk(p))
+    return res.run_size(cfg, dataset_size(cfg["dataset"]), params)
 
 
 def prepare_mem_mb(dataset):
     """Memory of a prepare job (MB): from the dataset's size; a user dataset's from its files (compressed
     images decode to about 4 times their size)."""
     size = dataset_size(dataset)
-    n_bytes = (size["n_train"] + size["n_test"]) * int(np.prod(size["image_shape"]))
-    on_disk = files_bytes(user_dataset_files(dataset))
-    return res.prepare_mem_mb(4 * on_disk if on_disk else n_bytes)
+    on_disk = res.files_bytes(user_dataset_files(dataset))
+    return res.prepare_mem_mb(4 * on_disk if on_disk else (size["n_train"] + size["n_test"]) * math.prod(size["image_shape"]))
 
 
 def mem_mb(stage, run):
     """Memory a job of ``stage`` declares for ``run`` (MB)."""
-    z = run_size(run)
-    if stage == "partition":
-        return res.partition_mem_mb(z["train_bytes"], z["n_train"], z["d"])
-    if stage == "train":
-        return res.train_mem_mb(z["learner"], z["train_bytes"], z["shard_models"] * z["max_subset"] * z["pixels"],
-                                z["work_pixels"], z["params"].get("batch_size", 0))
-    if stage == "predict":
-        model_bytes = z["shard_models"] * z["max_subset"] * z["pixels"] if z["learner"] == "hog_nn" else 0
-        return res.predict_mem_mb(z["learner"], z["test_bytes"], z["n_test"], z["shard_models"], z["n_classes"],
-                                  model_bytes, z["max_subset"] * z["pixels"], z["work_pixels"],
-                                  test_chunk_size([z["pixels"]]))
-    if stage == "certify":
-        return res.certify_mem_mb(z["test_bytes"], z["n_test"], z["n_models"], z["n_classes"], RUNS[run]["roe"])
-    raise ValueError(stage)
+    return res.job_mem_mb(stage, run_size(run))
 
 
 def runtime_min(stage, run):
-    """Minutes a job of ``stage`` declares for ``run``."""
-    z = run_size(run)
-    on_gpu = train_gpus(run) > 0
-    if stage == "train":
-        epochs = z["params"].get("epochs", 1)
-        return res.train_runtime_min(z["learner"], z["shard_models"] * z["versions"] * z["max_subset"] * epochs, on_gpu)
-    return res.predict_runtime_min(z["learner"], z["n_test"], z["shard_models"] * z["versions"], z["max_subset"], on_gpu)
+    """Minutes a train or predict job declares for ``run``."""
+    return res.job_runtime_min(stage, run_size(run), train_gpus(run) > 0)
 
 
 def certificate_methods(run):

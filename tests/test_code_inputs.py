@@ -14,7 +14,7 @@ from pipeline.code_inputs import PACKAGE_DIR, closure
 
 from .conftest import make_project, snakemake, tiny_params
 
-PARSE_TIME = {"config.py", "resources.py"}  # run by Snakemake itself when it reads the rules
+PARSE_TIME = {"config.py"}  # run by Snakemake itself when it reads the rules
 STAGES = {"prepare": "prepare", "partition": "partition_tiny", "train": "train", "predict": "predict",
           "certify": "certify", "report": "report"}  # stage module -> the rule (name) running it
 

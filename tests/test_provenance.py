@@ -162,11 +162,11 @@ def test_content_digest_sees_dtype_shape_and_values():
 
 def test_predict_writes_test_chunks_as_one_table(small_run, mnist_prepared, tmp_path, monkeypatch):
     """Scoring the test set in chunks gives exactly the table of scoring it at once."""
-    import pipeline.stages.predict as predict_module
+    from pipeline import resources
 
-    monkeypatch.setattr(predict_module, "TEST_CHUNK_PIXELS", 784 * 16)  # chunks of 512 (the row-group size)
+    monkeypatch.setattr(resources, "TEST_CHUNK_PIXELS", 784 * 16)  # chunks of 512 (the row-group size)
     predict(small_run, mnist_prepared, tmp_path / "chunked.parquet", test_limit=1100)
-    monkeypatch.setattr(predict_module, "TEST_CHUNK_PIXELS", 2**23)
+    monkeypatch.setattr(resources, "TEST_CHUNK_PIXELS", 2**23)
     predict(small_run, mnist_prepared, tmp_path / "whole.parquet", test_limit=1100)
     chunked, whole = pq.read_table(tmp_path / "chunked.parquet"), pq.read_table(tmp_path / "whole.parquet")
     assert chunked.num_rows == 1100 * 3 and chunked.equals(whole)

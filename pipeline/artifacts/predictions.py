@@ -15,9 +15,9 @@ import numpy as np
 from ..atomic import atomic_path
 from ..certify.votes import votes_from_logits
 from ..errors import PipelineError
+from ..resources import ROW_GROUP_TESTS
 
 PROVENANCE_KEY = b"pipeline.provenance"
-ROW_GROUP_TESTS = 512
 REPREDICT = "delete it and run snakemake again (it re-predicts the shard)"
 
 

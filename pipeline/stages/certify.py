@@ -18,8 +18,7 @@ from ..certify import METHODS, label_of, needs_feed, needs_logits
 from ..certify.buckets import bucket_feeds
 from ..certify.figures import certified_accuracy, curve, median_radius
 from ..errors import PipelineError
-
-CHUNK_BYTES = 256 * 2**20  # memory for one chunk of test samples' votes (and logits)
+from ..resources import CERTIFY_CHUNK_MB, MB
 
 
 def certify_all(prediction_paths, labels, n_classes, n_models, methods, feed=None):
@@ -29,7 +28,7 @@ def certify_all(prediction_paths, labels, n_classes, n_models, methods, feed=Non
     """
     with_logits = needs_logits(methods)
     per_test = n_models * (3 + (4 * n_classes if with_logits else 0))
-    step = max(1, CHUNK_BYTES // per_test)
+    step = max(1, CERTIFY_CHUNK_MB * MB // per_test)  # bounded memory for one chunk of votes (and logits)
     out = {m: (np.empty(len(labels), np.int64), np.empty(len(labels), np.int64)) for m in methods}
     correct_votes = 0
     for start in range(0, len(labels), step):

@@ -9,12 +9,11 @@ import numpy as np
 
 from .. import learners, provenance
 from ..artifacts.checkpoints import load_checked_checkpoint
-from ..artifacts.predictions import ROW_GROUP_TESTS, predictions_writer
+from ..artifacts.predictions import predictions_writer
 from ..artifacts.splits import load_test_subset, test_digests
 from ..atomic import check_folder
 from ..errors import PipelineError
-
-TEST_CHUNK_PIXELS = 2**23  # test pixels scored at once (bounds predict's memory; all of MNIST's test set)
+from ..resources import test_chunk_size
 
 
 def model_logits(learner, checkpoint: dict, images, device) -> np.ndarray:
@@ -24,12 +23,6 @@ def model_logits(learner, checkpoint: dict, images, device) -> np.ndarray:
     per_version = learner.predict(states, images, checkpoint["n_classes"], checkpoint["params"], device)
     per_version = per_version.reshape(len(checkpoint["models"]), n_versions, *per_version.shape[1:])
     return per_version[:, 0] if n_versions == 1 else per_version.sum(axis=1, dtype=np.float32)
-
-
-def test_chunk_size(image_shape) -> int:
-    """Test samples per chunk: a multiple of ROW_GROUP_TESTS holding about TEST_CHUNK_PIXELS pixels."""
-    pixels = max(1, int(np.prod(image_shape)))
-    return max(ROW_GROUP_TESTS, TEST_CHUNK_PIXELS // pixels // ROW_GROUP_TESTS * ROW_GROUP_TESTS)
 
 
 def predict_shard(model_path, shard_path, test_path, learner_name, learner_params, test_limit=None, with_logits=False,
