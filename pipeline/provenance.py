@@ -15,12 +15,14 @@ from .errors import PipelineError
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
+
 def canonical_digest(obj) -> str:
     """SHA-256 of the canonical JSON of ``obj`` (sorted keys, no whitespace)."""
     return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def file_digest(path) -> str:
+    """SHA-256 of a file's bytes (read in 1 MiB blocks)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
