@@ -84,14 +84,3 @@ def write_parquet(path, table, row_group_size=None) -> None:
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp, row_group_size=row_group_size, write_page_checksum=True)
 
-
-def save_torch(path, obj) -> None:
-    """torch.save through memory: the zip's root folder is then always "archive", so equal objects give
-    equal bytes (saving to a path names it after the temporary file)."""
-    import io
-
-    import torch
-
-    buffer = io.BytesIO()
-    torch.save(obj, buffer)
-    write_bytes(path, buffer.getvalue())

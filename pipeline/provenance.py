@@ -9,25 +9,13 @@ so a result can never mix stale and fresh parts, whatever the timestamps say.
 
 import hashlib
 import json
-from pathlib import Path
 
 from .errors import PipelineError
-
-PACKAGE_DIR = Path(__file__).resolve().parent
 
 
 def canonical_digest(obj) -> str:
     """SHA-256 of the canonical JSON of ``obj`` (sorted keys, no whitespace)."""
     return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-
-
-def file_digest(path) -> str:
-    """SHA-256 of a file's bytes (read in 1 MiB blocks)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def content_digest(obj) -> str:
@@ -73,7 +61,7 @@ def has_valid_self_digest(record: dict) -> bool:
 def code_digest(learner: str) -> str:
     """SHA-256 over the source files a learner's module runs (its import closure in the package: paths
     and bytes); empty for a learner outside the package's registry."""
-    from .code_inputs import closure
+    from .code_inputs import PACKAGE_DIR, closure
     from .learners.specs import SPECS
 
     h = hashlib.sha256()

@@ -81,6 +81,22 @@ def small_run(mnist_prepared, tmp_path_factory):
     return root
 
 
+@pytest.fixture(scope="session")
+def raw_root(mnist_raw_dir):
+    """The raw-data root holding mnist/ (data.raw_dir of the test projects)."""
+    return mnist_raw_dir.parent
+
+
+def planned_jobs(project) -> dict:
+    """Rule -> job count of a dry run (empty when nothing is to be done)."""
+    out = snakemake(project, "-n").stdout
+    if "Nothing to be done" in out:
+        return {}
+    table = out[out.index("job"):out.index("total")]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", table, re.M)
+            if m.group(1) != "total"}
+
+
 def tiny_params(raw_root, **run_changes) -> dict:
     params = yaml.safe_load((REPO / "configs" / "tiny.yaml").read_text())
     params["data"]["raw_dir"] = str(raw_root)

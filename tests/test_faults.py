@@ -88,11 +88,6 @@ def run_and_kill(project: Path, stage: str, marker: str = "", *args):
 
 
 @pytest.fixture(scope="module")
-def raw_root(mnist_raw_dir):
-    return mnist_raw_dir.parent
-
-
-@pytest.fixture(scope="module")
 def clean(tmp_path_factory, raw_root):
     """An uninterrupted run of the tiny config."""
     project = make_project(tmp_path_factory.mktemp("faults") / "clean", params_for(raw_root))

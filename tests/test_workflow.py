@@ -1,13 +1,12 @@
 """The workflow end to end through Snakemake on a tiny config (2,000 training / 200 test samples, k = 20)."""
 
 import json
-import re
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
-from .conftest import declared_and_measured, make_project, run, snakemake, tiny_params, write_params
+from .conftest import declared_and_measured, make_project, planned_jobs, run, snakemake, tiny_params, write_params
 
 pytestmark = pytest.mark.workflow
 
@@ -15,23 +14,8 @@ OUTPUTS = ["work/tiny/certificates.parquet", "metrics/tiny.json", "plots/tiny_ce
            "plots/tiny_certified_accuracy.png", "report/index.html", "report/summary.txt"]
 
 
-def planned_jobs(project) -> dict:
-    """Rule -> job count of a dry run."""
-    out = snakemake(project, "-n").stdout
-    if "Nothing to be done" in out:
-        return {}
-    table = out[out.index("job"):out.index("total")]
-    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", table, re.M)
-            if m.group(1) != "total"}
-
-
 def mtimes(project, pattern):
     return {p: p.stat().st_mtime_ns for p in sorted(project.glob(pattern))}
-
-
-@pytest.fixture(scope="module")
-def raw_root(mnist_raw_dir):
-    return mnist_raw_dir.parent
 
 
 @pytest.fixture(scope="module")

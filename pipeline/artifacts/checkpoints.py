@@ -7,6 +7,7 @@ and every model's record, see pipeline.provenance) and ``content_sha256`` over a
 bytes that still unpickle are refused. Saved through memory, so equal content gives equal bytes.
 """
 
+import hashlib
 import io
 from pathlib import Path
 
@@ -28,14 +29,16 @@ def save_checkpoint(path, checkpoint: dict) -> None:
     write_bytes(path, buffer.getvalue())
 
 
-def load_checkpoint(path) -> dict:
-    """A checkpoint (without its digest), refused when missing, unreadable or damaged."""
+def load_checkpoint(path):
+    """(checkpoint without its digest, SHA-256 of the file), refused when missing, unreadable or damaged.
+    The file is read once, for both."""
     import torch
 
     if not Path(path).is_file():
         raise PipelineError(f"{path}: checkpoint missing; run the train step first (snakemake does)")
+    data = Path(path).read_bytes()
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        checkpoint = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as err:
         raise PipelineError(f"{path}: unreadable checkpoint ({type(err).__name__}); {RETRAIN}") from None
     if not isinstance(checkpoint, dict) or "content_sha256" not in checkpoint:
@@ -44,13 +47,13 @@ def load_checkpoint(path) -> dict:
     stored = checkpoint.pop("content_sha256")
     if provenance.content_digest(checkpoint) != stored:
         raise PipelineError(f"{path}: damaged checkpoint (its content does not match its SHA-256); {RETRAIN}")
-    return checkpoint
+    return checkpoint, hashlib.sha256(data).hexdigest()
 
 
-def load_checked_checkpoint(path, shard_path, spec: dict) -> dict:
-    """A checkpoint, refused unless it was trained on the subsets of the shard file at ``shard_path`` with the
-    learner spec ``spec``."""
-    checkpoint = load_checkpoint(path)
+def load_checked_checkpoint(path, shard_path, spec: dict):
+    """(checkpoint, file SHA-256) as load_checkpoint, refused unless trained on the subsets of the shard file
+    at ``shard_path`` with the learner spec ``spec``."""
+    checkpoint, file_sha256 = load_checkpoint(path)
     shard = read_shard(shard_path)
     fix = f"retrain it: delete {path} and run snakemake again"
     record = checkpoint.get("provenance")
@@ -58,4 +61,4 @@ def load_checked_checkpoint(path, shard_path, spec: dict) -> dict:
         raise PipelineError(f"{path}: records no provenance (written by an older version); {fix}")
     provenance.check_learner(str(path), record["learner"], spec, fix)
     provenance.check_models(str(path), record["models"], shard_path, shard, fix)
-    return checkpoint
+    return checkpoint, file_sha256

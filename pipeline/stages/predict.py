@@ -33,7 +33,7 @@ def predict_shard(model_path, shard_path, test_path, learner_name, learner_param
     check_folder(out)
     torch.set_num_threads(max(1, threads))
     spec = provenance.learner_spec(learner_name, learners.resolve_params(learner_name, learner_params))
-    checkpoint = load_checked_checkpoint(model_path, shard_path, spec)
+    checkpoint, checkpoint_sha256 = load_checked_checkpoint(model_path, shard_path, spec)
     images, labels, class_names = load_test_subset(test_path, test_limit)
     if list(images.shape[1:]) != list(checkpoint["image_shape"]) or len(class_names) != checkpoint["n_classes"]:
         raise PipelineError(
@@ -46,7 +46,7 @@ def predict_shard(model_path, shard_path, test_path, learner_name, learner_param
     model_ids = [m["model_id"] for m in checkpoint["models"]]
     record = {
         "shard": checkpoint["shard"], "learner": checkpoint["provenance"]["learner"],
-        "models": checkpoint["provenance"]["models"], "checkpoint_sha256": provenance.file_digest(model_path),
+        "models": checkpoint["provenance"]["models"], "checkpoint_sha256": checkpoint_sha256,
         "logits": bool(with_logits), "test": test_digests(images, labels),
     }
     step = test_chunk_size(images.shape[1:])
