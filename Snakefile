@@ -1,5 +1,6 @@
 # Certified defenses against training-data poisoning by aggregation.
-# Stages: prepare -> partition -> train -> predict -> certify -> report (one rule file each in rules/).
+# Stages: prepare -> partition -> train -> predict -> certify -> report (one rule file each in rules/);
+# nearest-neighbour learners: prepare -> partition -> distances -> certify -> report (rules/distances.smk).
 # All logic lives in the `pipeline` package; every rule calls `python -m pipeline <stage>`.
 
 from snakemake.utils import min_version
@@ -31,6 +32,7 @@ include: "rules/common.smk"
 wildcard_constraints:
     run="[A-Za-z0-9][A-Za-z0-9_.-]*",
     shard=r"\d+",
+    group=r"\d+",
     dataset="[a-z0-9_]+",
 
 
@@ -39,6 +41,7 @@ include: "rules/data.smk"
 include: "rules/partition.smk"
 include: "rules/train.smk"
 include: "rules/predict.smk"
+include: "rules/distances.smk"
 include: "rules/certify.smk"
 include: "rules/report.smk"
 

@@ -97,7 +97,7 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     images, labels, _ = load_split(f"{args.prepared}/train.npz")
     test, _, _ = load_split(f"{args.prepared}/test.npz")
-    _, shards = partition(images, labels, np.arange(len(labels)), "dpa", k=1200, shard_size=args.models)
+    _, shards, _ = partition(images, labels, np.arange(len(labels)), "dpa", k=1200, shard_size=args.models)
     models = shards[0]["models"]
     subsets = [(images[m["sample_ids"]], labels[m["sample_ids"]], m["seeds"][0]) for m in models]
     n_samples = sum(len(y) for _, y, _ in subsets) * args.epochs

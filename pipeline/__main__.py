@@ -72,11 +72,27 @@ def cmd_predict(a):
                   a.out)
 
 
+def cmd_test_features(a):
+    from .stages.distances import write_test_features
+
+    print(write_test_features(a.test, a.learner, a.learner_params, a.test_limit, a.out))
+
+
+def cmd_distances(a):
+    from .stages.distances import bucket_distances
+
+    print(bucket_distances(a.buckets, a.train, a.inserted, a.test_features, a.learner, a.learner_params, a.device,
+                           a.threads, a.out))
+
+
 def cmd_certify(a):
     from .stages.certify import certify_run
 
+    if (a.predictions is None) == (a.distances is None) or (a.distances is None) != (a.bucket_groups is None):
+        raise PipelineError("certify takes either --predictions (one file per shard) or --distances with "
+                            "--bucket-groups (one of each per bucket group, for a nearest-neighbour learner)")
     m = certify_run(a.run, a.dataset, a.predictions, a.shards, a.test, a.test_limit, a.radii, a.methods, a.learner,
-                    a.learner_params, a.certificates, a.metrics, a.curve, a.plot)
+                    a.learner_params, a.certificates, a.metrics, a.curve, a.plot, a.distances, a.bucket_groups)
     print(f"{a.run}: " + ", ".join(f"{m['methods'][k]} clean accuracy {100 * v:.2f} % median radius "
                                    f"{m['median_radius'][k]}" for k, v in m["clean_accuracy"].items()))
 
@@ -136,7 +152,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--shard", required=True, help="shard_<s>.json from the partition step")
     s.add_argument("--train", required=True, help="prepared train.npz")
     s.add_argument("--inserted", required=True, help="inserted.npz from the partition step")
-    s.add_argument("--learner", required=True, help="learner name (hog_nn, small_cnn, nin)")
+    s.add_argument("--learner", required=True, help="learner name (orient_nn, hog_nn, small_cnn, nin)")
     s.add_argument("--learner-params", type=_json_object, default={}, help="learner parameters as a JSON object")
     _add_compute_args(s, "checkpoint file (.pt)")
     s.set_defaults(func=cmd_train)
@@ -155,13 +171,37 @@ def parser() -> argparse.ArgumentParser:
     _add_compute_args(s, "predictions file (.parquet)")
     s.set_defaults(func=cmd_predict)
 
+    s = sub.add_parser("test-features", help="a nearest-neighbour learner's features of the test samples, once per run")
+    s.add_argument("--test", required=True, help="prepared test.npz")
+    s.add_argument("--test-limit", type=_limit, default=None, help="use only the first N test samples")
+    s.add_argument("--learner", required=True, help="learner name (a nearest-neighbour learner: orient_nn or hog_nn)")
+    s.add_argument("--learner-params", type=_json_object, default={}, help="learner parameters as a JSON object")
+    s.add_argument("--out", required=True, help="output test_features.npz")
+    s.set_defaults(func=cmd_test_features)
+
+    s = sub.add_parser("distances", help="smallest distances from every test sample to each bucket of one bucket "
+                                         "group, per class (nearest-neighbour learners)")
+    s.add_argument("--buckets", required=True, help="buckets_<g>.json from the partition step")
+    s.add_argument("--train", required=True, help="prepared train.npz")
+    s.add_argument("--inserted", required=True, help="inserted.npz from the partition step")
+    s.add_argument("--test-features", required=True, help="test_features.npz from the test-features step")
+    s.add_argument("--learner", required=True, help="learner name (a nearest-neighbour learner: orient_nn or hog_nn)")
+    s.add_argument("--learner-params", type=_json_object, default={},
+                   help="learner parameters as a JSON object; test features computed with others are refused")
+    _add_compute_args(s, "bucket distances file (.parquet)")
+    s.set_defaults(func=cmd_distances)
+
     s = sub.add_parser("certify", help="certify every test sample; write certificates, metrics, curve and plot")
     s.add_argument("--run", required=True, help="run name")
     s.add_argument("--dataset", required=True, help="dataset name (for the metrics)")
     s.add_argument("--learner", required=True, help="learner name the predictions must come from")
     s.add_argument("--learner-params", type=_json_object, default={},
                    help="learner parameters as a JSON object; predictions computed with others are refused as stale")
-    s.add_argument("--predictions", nargs="+", required=True, help="every shard's predictions file")
+    s.add_argument("--predictions", nargs="+", default=None, help="every shard's predictions file")
+    s.add_argument("--distances", nargs="+", default=None,
+                   help="instead of --predictions, for a nearest-neighbour learner: every bucket group's distances file")
+    s.add_argument("--bucket-groups", nargs="+", default=None,
+                   help="with --distances: every bucket-group file (buckets_<g>.json), in the same order")
     s.add_argument("--shards", nargs="+", required=True, help="every shard file of the run")
     s.add_argument("--test", required=True, help="prepared test.npz")
     s.add_argument("--test-limit", type=_limit, default=None, help="use only the first N test samples")

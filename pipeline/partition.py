@@ -76,9 +76,34 @@ def content_order(images: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return np.lexsort(keys)
 
 
+def content_ranks(images: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Dense rank of every sample in content order (equal label and pixels: equal rank): int64[N].
+
+    Sorting any subset by (rank, position) gives content_order of that subset, since np.lexsort is stable.
+    Computed with one lexsort over the pixels packed 8 to a key (big-endian, so that comparing keys
+    compares the pixels in content_order's priority: last pixel first), not one key per pixel.
+    """
+    n = len(labels)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    flat = np.ascontiguousarray(images.reshape(n, -1)[:, ::-1], dtype=np.uint8)  # last pixel first
+    width = -(-flat.shape[1] // 8) * 8
+    padded = np.zeros((n, width), dtype=np.uint8)
+    padded[:, :flat.shape[1]] = flat
+    packed = padded.view(">u8")  # [n, width / 8]: key 0 holds the 8 highest-priority pixels
+    keys = [np.asarray(labels, dtype=np.int64)] + [packed[:, j] for j in range(packed.shape[1] - 1, -1, -1)]
+    order = np.lexsort(keys)
+    changed = np.ones(n, dtype=bool)
+    changed[1:] = (packed[order[1:]] != packed[order[:-1]]).any(axis=1) | (
+        np.asarray(labels)[order[1:]] != np.asarray(labels)[order[:-1]])
+    ranks = np.empty(n, dtype=np.int64)
+    ranks[order] = np.cumsum(changed) - 1
+    return ranks
+
+
 def sample_digests(images: np.ndarray, labels: np.ndarray) -> list[str]:
     """SHA-256 per sample over (label as int64 little-endian, image bytes): the content identity."""
-    flat = np.ascontiguousarray(images.reshape(len(images), -1))
+    flat = np.ascontiguousarray(images.reshape(len(images), int(np.prod(images.shape[1:]))))
     lab = np.asarray(labels, dtype="<i8")
     return [hashlib.sha256(lab[i].tobytes() + flat[i].tobytes()).hexdigest() for i in range(len(flat))]
 
@@ -101,8 +126,12 @@ def n_shards(method: str, k: int, d: int, shard_size: int) -> int:
     return -(-n_models // shard_size)
 
 
-def model_training_sets(images, labels, sample_ids, buckets, buckets_of_model):
-    """Sample ids of every base model's training set, in content order: list of int64 arrays."""
+def model_training_sets(images, labels, sample_ids, buckets, buckets_of_model, ranks=None):
+    """Sample ids of every base model's training set, in content order: list of int64 arrays (and the rows).
+
+    ``ranks``: content_ranks of the samples (computed when None).
+    """
+    ranks = content_ranks(images, labels) if ranks is None else ranks
     n_buckets = int(buckets_of_model.max()) + 1 if buckets_of_model.size else 0
     order_by_bucket = np.argsort(buckets, kind="stable")
     starts = np.searchsorted(buckets[order_by_bucket], np.arange(n_buckets + 1))
@@ -110,7 +139,7 @@ def model_training_sets(images, labels, sample_ids, buckets, buckets_of_model):
     sets = []
     for bucket_list in buckets_of_model:
         rows = np.concatenate([members[b] for b in bucket_list])
-        rows = rows[content_order(images[rows], labels[rows])]
+        rows = rows[np.argsort(ranks[rows], kind="stable")]  # = content_order(images[rows], labels[rows])
         sets.append(rows)
     return [np.asarray(sample_ids)[rows] for rows in sets], sets
 
@@ -127,14 +156,34 @@ def model_seeds(model_id: int, versions: int = 1) -> list[int]:
     return [model_id + v * VERSION_SEED_STRIDE for v in range(versions)]
 
 
+def bucket_groups(bucket_ids, bucket_rows, sample_ids, digests, group_size: int) -> list[dict]:
+    """Buckets in groups of ``group_size`` consecutive ids: JSON-ready dicts, one per group.
+
+    Group g holds buckets g*group_size .. (g+1)*group_size - 1 (of ``n_buckets`` in all), each with its content-ordered
+    ``sample_ids`` and ``subset_sha256`` (as a model's training set); ``bucket_rows[b]``: rows of
+    bucket b in content order. What the shared nearest-neighbour distances are computed for
+    (pipeline/nearest.py): a bucket's per-class minimum distances depend only on its samples.
+    """
+    sample_ids = np.asarray(sample_ids)
+    groups = []
+    for g, ids in enumerate(shard_ranges(len(bucket_ids), group_size)):
+        groups.append({"group": g, "n_buckets": len(bucket_ids), "buckets": [{
+            "bucket": int(bucket_ids[b]),
+            "sample_ids": sample_ids[bucket_rows[b]].tolist(),
+            "subset_sha256": subset_digest(digests[r] for r in bucket_rows[b]),
+        } for b in ids]})
+    return groups
+
+
 def partition(images, labels, sample_ids, method="dpa", k=1, d=1, hash_name="pixel_sum", shard_size=100, versions=1,
               originals=None):
     """Assign samples to buckets and base models (``originals``: see assign_buckets).
 
-    Returns (assignment, shards): ``assignment`` a dict of columns sample_id, bucket, digest;
+    Returns (assignment, shards, groups): ``assignment`` a dict of columns sample_id, bucket, digest;
     ``shards`` a list of JSON-ready dicts, one per shard, listing its models with their seeds
     (one per DPA* version), buckets, content-ordered sample ids and the digest of their ordered
-    training set.
+    training set; ``groups`` the buckets in groups of ``shard_size`` (bucket_groups; there are as
+    many buckets as models, so as many groups as shards).
     """
     if method == "dpa":
         d = 1
@@ -142,7 +191,8 @@ def partition(images, labels, sample_ids, method="dpa", k=1, d=1, hash_name="pix
     buckets = assign_buckets(images, n_buckets, hash_name, originals)
     buckets_of_model = model_buckets(method, k, d)
     digests = sample_digests(images, labels)
-    id_sets, row_sets = model_training_sets(images, labels, sample_ids, buckets, buckets_of_model)
+    ranks = content_ranks(images, labels)
+    id_sets, row_sets = model_training_sets(images, labels, sample_ids, buckets, buckets_of_model, ranks)
     empty = [i for i, rows in enumerate(row_sets) if len(rows) == 0]
     if empty:
         raise PipelineError(
@@ -163,5 +213,11 @@ def partition(images, labels, sample_ids, method="dpa", k=1, d=1, hash_name="pix
                 "subset_sha256": subset_digest(digests[r] for r in row_sets[i]),
             } for i in models],
         })
+    if method == "dpa":  # model i <- bucket i: the same content-ordered sets
+        bucket_rows = row_sets
+    else:
+        _, bucket_rows = model_training_sets(images, labels, sample_ids, buckets,
+                                             np.arange(n_buckets, dtype=np.int64)[:, None], ranks)
+    groups = bucket_groups(np.arange(n_buckets), bucket_rows, sample_ids, digests, shard_size)
     assignment = {"sample_id": np.asarray(sample_ids, dtype=np.int64), "bucket": buckets, "digest": digests}
-    return assignment, shards
+    return assignment, shards, groups

@@ -22,6 +22,8 @@ CERTIFY_CHUNK_MB = 256  # votes (and logits) certify reads at once
 TORCH_LEARNERS = {"small_cnn": {"bytes_per_pixel": 64 * 4 * 6, "rate": (2_000, 20_000)},
                   "nin": {"bytes_per_pixel": 192 * 4 * 30, "rate": (60, 3_000)}}
 HOG_BYTES_PER_PIXEL = 160  # HOG intermediates (float64 gradients, angles, int64 bins, votes) per pixel
+NN_BYTES_PER_PIXEL = 320  # nearest-neighbour feature maps' intermediates per pixel (orient_nn: 12 direction maps)
+NN_CHUNK_PIXELS = 2**21  # pixels mapped to features at once (learners/nearest_neighbour.py FEATURE_CHUNK_PIXELS)
 HOG_FEATURES_PER_PIXEL = 40  # float64 features (about 3 per pixel for the default cells), quantised float32 copies
 
 
@@ -61,6 +63,30 @@ def predict_mem_mb(learner: str, test_bytes: int, n_test: int, n_models: int, n_
         work = ((HOG_BYTES_PER_PIXEL + HOG_FEATURES_PER_PIXEL) * pixels * (chunk + copies * max_subset_bytes // pixels)
                 + 4 * chunk * copies * max_subset_bytes // pixels)
     return TORCH_MB + 200 + _mb(3 * test_bytes + 3 * model_bytes + scores + work)
+
+
+def test_features_mem_mb(test_bytes: int, n_test: int, pixels: int) -> int:
+    """Test features: the test split, one chunk of images through the feature map (NN_CHUNK_PIXELS) and every
+    test sample's features (float64 and their float32 quantised copy)."""
+    chunk_pixels = min(n_test * pixels, NN_CHUNK_PIXELS)
+    return TORCH_MB + 200 + _mb(3 * test_bytes + NN_BYTES_PER_PIXEL * chunk_pixels + HOG_FEATURES_PER_PIXEL * n_test * pixels)
+
+
+def distances_mem_mb(train_bytes: int, n_test: int, pixels: int, group_samples: int, copies: int, n_group_buckets: int,
+                     n_buckets: int, n_classes: int) -> int:
+    """Bucket distances: the training pool (loaded, digested, the group's samples taken), the test features, the
+    group's samples with their augmented copies through the HOG steps and as features, one block of squared
+    distances (nearest.BLOCK_BYTES, with the scatter's index) and one row group of minima (table and copies)."""
+    rows = group_samples * copies
+    row_group = min(n_test, max(1, 2**26 // (4 * max(1, n_buckets * n_classes)))) * n_group_buckets * n_classes * 4
+    return TORCH_MB + 200 + _mb(4 * train_bytes + 3 * n_test * pixels * 4 + NN_BYTES_PER_PIXEL * min(rows * pixels, NN_CHUNK_PIXELS)
+                                + (HOG_FEATURES_PER_PIXEL + 12) * rows * pixels + 3 * 2**27 + 4 * row_group)
+
+
+def certify_distances_mem_mb(test_bytes: int, n_test: int) -> int:
+    """Certify from bucket distances: the test split, one row group of every bucket's minima (about 2**26 bytes,
+    pipeline/artifacts/distances.py) with the models' minima, float64 square roots, scores, logits and votes."""
+    return PYTHON_MB + 400 + _mb(3 * test_bytes + 10 * 2**26 + n_test * 200)
 
 
 def certify_mem_mb(test_bytes: int, n_test: int, n_models: int, n_classes: int, with_logits: bool) -> int:
@@ -127,9 +153,10 @@ def files_bytes(paths) -> int:
     return sum(os.path.getsize(f) for p in paths for f in walk(p))
 
 
-def run_size(run: dict, size: dict, learner_params: dict) -> dict:
+def run_size(run: dict, size: dict, learner_params: dict, shared_distances: bool = False) -> dict:
     """What a run's job resources depend on, from its params.yaml entry ``run``, its dataset's ``size``
-    (dataset_size) and its resolved learner parameters."""
+    (dataset_size), its resolved learner parameters and whether its models' scores come from shared
+    distances (docs/design.md#shared-distances)."""
     pixels = math.prod(size["image_shape"])
     limit = lambda n, cap: n if cap is None else min(n, cap)  # noqa: E731
     n_train, n_test = limit(size["n_train"], run["train_limit"]), limit(size["n_test"], run["test_limit"])
@@ -145,6 +172,7 @@ def run_size(run: dict, size: dict, learner_params: dict) -> dict:
         "n_test": n_test, "n_classes": size["n_classes"], "n_models": n_models, "d": run["d"],
         "shard_models": min(run["shard_size"], n_models), "versions": run["versions"], "roe": run["roe"],
         "max_subset": 2 * per_model + 20,  # the hash spreads samples about evenly; twice the mean bounds a subset
+        "shared_distances": shared_distances,
     }
 
 
@@ -159,13 +187,25 @@ def job_mem_mb(stage: str, z: dict) -> int:
         model_bytes = z["shard_models"] * z["max_subset"] * z["pixels"] if z["learner"] not in TORCH_LEARNERS else 0
         return predict_mem_mb(z["learner"], z["test_bytes"], z["n_test"], z["shard_models"], z["n_classes"],
                               model_bytes, z["max_subset"] * z["pixels"], z["work_pixels"], test_chunk_size([z["pixels"]]))
+    if stage == "certify" and z["shared_distances"]:
+        return certify_distances_mem_mb(z["test_bytes"], z["n_test"])
     if stage == "certify":
         return certify_mem_mb(z["test_bytes"], z["n_test"], z["n_models"], z["n_classes"], z["roe"])
+    if stage == "test_features":
+        return test_features_mem_mb(z["test_bytes"], z["n_test"], z["pixels"])
+    if stage == "distances":
+        group_samples = z["shard_models"] * z["max_subset"] // max(1, z["d"])  # a bucket holds 1/d of a model's samples
+        copies = 1 + len(z["params"].get("rotations", []))
+        return distances_mem_mb(z["train_bytes"], z["n_test"], z["pixels"], group_samples, copies, z["shard_models"],
+                                z["n_models"], z["n_classes"])
     raise ValueError(f"no memory model for stage {stage!r}")
 
 
 def job_runtime_min(stage: str, z: dict, on_gpu: bool) -> int:
-    """Minutes a train or predict job declares, from run_size ``z``."""
+    """Minutes a train, predict or distances job declares, from run_size ``z``."""
+    if stage == "distances":  # distances of the test set to the group's samples and their copies, as predict's
+        rows = z["shard_models"] * z["max_subset"] // max(1, z["d"]) * (1 + len(z["params"].get("rotations", [])))
+        return 30 + int(math.ceil(z["n_test"] * rows * 3 / 2e8 / 60))
     if stage == "train":
         sample_epochs = z["shard_models"] * z["versions"] * z["max_subset"] * z["params"].get("epochs", 1)
         return train_runtime_min(z["learner"], sample_epochs, on_gpu)

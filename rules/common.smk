@@ -2,6 +2,7 @@
 import json
 import math
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from pipeline.code_inputs import closure
 from pipeline.config import check_sources
 from pipeline.errors import PipelineError
 from pipeline.learners import defaults as learner_defaults
-from pipeline.learners import wants_gpu
+from pipeline.learners import is_decomposable, wants_gpu
 from pipeline.partition import n_shards
 
 def config_layers():
@@ -90,6 +91,47 @@ def after_partition(run, paths):
     return paths
 
 
+def shared_distances(run):
+    """Whether a run's model scores come from shared per-bucket distances (a nearest-neighbour learner, unless
+    its shared_distances is false) rather than from training and predicting every model on its own."""
+    return is_decomposable(RUNS[run]["learner"]["name"]) and RUNS[run].get("shared_distances", True)
+
+
+def distances_inputs(w):
+    """Inputs of a distances job: its bucket-group file, the test features, and the training data as `ancient`
+    (pinned by the bucket-group file's digests)."""
+    return after_partition(w.run, {
+        "buckets": f"work/{w.run}/partition/buckets_{w.group}.json",
+        "features": f"work/{w.run}/distances/test_features.npz",
+        "train": ancient(prepared(RUNS[w.run]["dataset"], "train")),
+        "inserted": ancient(f"work/{w.run}/partition/inserted.npz"),
+    })
+
+
+def scores_inputs(w):
+    """What certify takes the models' scores from: every bucket group's distances (with the bucket-group files)
+    for shared distances, else every shard's predictions (with the checkpoints: not read, but listed so that
+    a missing checkpoint is rebuilt, and its shard re-predicted, whenever certify has to run)."""
+    if shared_distances(w.run):
+        return after_partition(w.run, {
+            "distances": shard_files(w.run, "work/{run}/distances/buckets_{shard}.parquet"),
+            "groups": shard_files(w.run, "work/{run}/partition/buckets_{shard}.json"),
+        })
+    return after_partition(w.run, {
+        "predictions": shard_files(w.run, "work/{run}/predictions/shard_{shard}.parquet"),
+        "models": shard_files(w.run, "work/{run}/models/shard_{shard}.pt"),
+    })
+
+
+def scores_args(w):
+    """certify's arguments naming its score inputs (the files of scores_inputs, known from the config alone)."""
+    files = lambda pattern: " ".join(shlex.quote(p) for p in shard_files(w.run, pattern))  # noqa: E731
+    if shared_distances(w.run):
+        return (f"--distances {files('work/{run}/distances/buckets_{shard}.parquet')}"
+                f" --bucket-groups {files('work/{run}/partition/buckets_{shard}.json')}")
+    return f"--predictions {files('work/{run}/predictions/shard_{shard}.parquet')}"
+
+
 def train_inputs(w):
     """Inputs of a train job: its shard file, and the training data as `ancient` (pinned by the shard file)."""
     return after_partition(w.run, {
@@ -122,7 +164,7 @@ def run_size(run):
     """What the run's job resources depend on (pipeline/resources.py)."""
     cfg = RUNS[run]
     params = {**learner_defaults(cfg["learner"]["name"]), **cfg["learner"]["params"]}
-    return res.run_size(cfg, dataset_size(cfg["dataset"]), params)
+    return res.run_size(cfg, dataset_size(cfg["dataset"]), params, shared_distances(run))
 
 
 def prepare_mem_mb(dataset):
@@ -139,7 +181,7 @@ def mem_mb(stage, run):
 
 
 def runtime_min(stage, run):
-    """Minutes a train or predict job declares for ``run``."""
+    """Minutes a train, predict or distances job declares for ``run``."""
     return res.job_runtime_min(stage, run_size(run), train_gpus(run) > 0)
 
 
@@ -178,13 +220,18 @@ def intermediate_outputs():
         outs += [prepared(cfg["dataset"], split) for split in ("train", "test")]
         outs += [f"work/{run}/partition/assignment.parquet", f"work/{run}/partition/inserted.npz"]
         outs += shard_files(run, "work/{run}/partition/shard_{shard}.json")
+        outs += shard_files(run, "work/{run}/partition/buckets_{shard}.json")  # one bucket group per shard
+        if shared_distances(run):
+            outs.append(f"work/{run}/distances/test_features.npz")
     return sorted(set(outs))
 
 
 def trained_outputs(wildcards):
-    """Every run's checkpoints and predictions (once its partition is complete), as targets of `rule all`."""
-    return [path for run in RUNS for pattern in ("work/{run}/models/shard_{shard}.pt",
-                                                 "work/{run}/predictions/shard_{shard}.parquet")
+    """Every run's checkpoints and predictions, or bucket distances (once its partition is complete), as targets
+    of `rule all`."""
+    patterns = {True: ["work/{run}/distances/buckets_{shard}.parquet"],
+                False: ["work/{run}/models/shard_{shard}.pt", "work/{run}/predictions/shard_{shard}.parquet"]}
+    return [path for run in RUNS for pattern in patterns[shared_distances(run)]
             for path in after_partition(run, shard_files(run, pattern))]
 
 

@@ -69,8 +69,8 @@ def small_run(mnist_prepared, tmp_path_factory):
 
     root = tmp_path_factory.mktemp("run")
     images, labels, _ = load_split(mnist_prepared / "train.npz")
-    assignment, shards = partition(images[:600], labels[:600], np.arange(600), "dpa", k=6, shard_size=3)
-    write_partition(root / "partition", assignment, shards)
+    assignment, shards, groups = partition(images[:600], labels[:600], np.arange(600), "dpa", k=6, shard_size=3)
+    write_partition(root / "partition", assignment, shards, groups)
     for folder in ("models", "predictions"):  # output folders, as Snakemake creates them for its jobs
         (root / folder).mkdir()
     for s in range(2):

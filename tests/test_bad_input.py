@@ -129,8 +129,8 @@ def prepared(tmp_path):
     images = rng.integers(0, 256, size=(40, 28, 28), dtype=np.uint8)
     labels = np.arange(40) % 10
     save_split(tmp_path / "train.npz", images, labels, [str(c) for c in range(10)], "synthetic")
-    assignment, shards = partition(images, labels, np.arange(40), "dpa", k=2, shard_size=2)
-    write_partition(tmp_path / "partition", assignment, shards)
+    assignment, shards, groups = partition(images, labels, np.arange(40), "dpa", k=2, shard_size=2)
+    write_partition(tmp_path / "partition", assignment, shards, groups)
     save_inserted(tmp_path / "partition/inserted.npz", images[:0], labels[:0], 40)
     return tmp_path
 
@@ -308,7 +308,7 @@ def test_partition_creates_its_out_dir(prepared, capsys):
     argv[argv.index("--out-dir") + 1] = prepared / "new" / "partition"
     assert main([str(a) for a in argv]) == 0
     assert sorted(p.name for p in (prepared / "new/partition").iterdir()) == [
-        "assignment.parquet", "inserted.npz", "shard_0.json"]
+        "assignment.parquet", "buckets_0.json", "inserted.npz", "shard_0.json"]
 
 
 # ---- g. the workflow: YAML syntax errors and the config file a bad key comes from -----------------------------------
@@ -342,10 +342,10 @@ def test_workflow_names_the_configfile_a_bad_key_comes_from(parse_project):
     result = snakemake(parse_project, "-n", "--configfile", "other.yaml", check=False)
     output = result.stdout + result.stderr
     assert result.returncode != 0
-    assert ("other.yaml: runs.tiny.learner.params: learner 'hog_nn': orientations: 0 is less than the minimum of 1"
+    assert ("other.yaml: runs.tiny.learner.params: learner 'orient_nn': orientations: 0 is less than the minimum of 2"
             in output), output
     assert "params.yaml: runs" not in output
     # the same key in params.yaml is named as coming from there
     (parse_project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     result = snakemake(parse_project, "-n", check=False)
-    assert "params.yaml: runs.tiny.learner.params: learner 'hog_nn': orientations: 0" in result.stdout + result.stderr
+    assert "params.yaml: runs.tiny.learner.params: learner 'orient_nn': orientations: 0" in result.stdout + result.stderr

@@ -29,7 +29,7 @@ def test_shipped_configs_are_valid():
     (lambda p: p.update(radii=[0, 100, 50]), r"radii: must be strictly increasing"),
     (lambda p: p.update(radii=[0, 0]), r"radii: must be strictly increasing"),
     (lambda p: p["runs"]["mnist_dpa_k1200"]["learner"]["params"].update(cell=3),
-     r"runs\.mnist_dpa_k1200\.learner\.params: learner 'hog_nn' has no parameter 'cell'"),
+     r"runs\.mnist_dpa_k1200\.learner\.params: learner 'orient_nn' has no parameter 'cell'"),
     (lambda p: p["runs"]["mnist_dpa_k1200"].pop("shard_size"), r"runs\.mnist_dpa_k1200: 'shard_size' is a required"),
     (lambda p: p["runs"]["mnist_dpa_k1200"].update(method="magic"), r"runs\.mnist_dpa_k1200\.method: 'magic'"),
     (lambda p: p["data"].update(sources=["ftp"]), r"data\.sources\.0: 'ftp' is not one of"),

@@ -79,11 +79,11 @@ def models_by_id(shards):
 def test_an_edit_of_n_samples_changes_at_most_n_times_d_models(rng, method, k, d, n_edit):
     images, labels = small_dataset(rng)
     ids = np.arange(len(labels))
-    _, before = partition(images, labels, ids, method, k, d, shard_size=4)
+    _, before, _ = partition(images, labels, ids, method, k, d, shard_size=4)
     # delete n samples
     gone = rng.choice(len(labels), n_edit, replace=False)
     keep = np.setdiff1d(ids, gone)
-    _, after = partition(images[keep], labels[keep], keep, method, k, d, shard_size=4)
+    _, after, _ = partition(images[keep], labels[keep], keep, method, k, d, shard_size=4)
     changed = {i for i, m in models_by_id(after).items() if m != models_by_id(before)[i]}
     assert 1 <= len(changed) <= n_edit * d
     # exactly the models that held a deleted sample changed
@@ -92,7 +92,7 @@ def test_an_edit_of_n_samples_changes_at_most_n_times_d_models(rng, method, k, d
     # insert n samples (new ids after the existing ones)
     new_images, new_labels = small_dataset(rng, n_edit)
     all_images, all_labels = np.concatenate([images, new_images]), np.concatenate([labels, new_labels])
-    _, grown = partition(all_images, all_labels, np.arange(len(all_labels)), method, k, d, shard_size=4)
+    _, grown, _ = partition(all_images, all_labels, np.arange(len(all_labels)), method, k, d, shard_size=4)
     changed = {i for i, m in models_by_id(grown).items() if m != models_by_id(before)[i]}
     assert 1 <= len(changed) <= n_edit * d
     new_ids = set(range(len(labels), len(all_labels)))

@@ -23,16 +23,20 @@ pytestmark = pytest.mark.workflow
 RESULTS = ["work/tiny/certificates.parquet", "metrics/tiny.json", "plots/tiny_certified_accuracy.csv"]
 
 
-def params_for(raw_root, **changes):
-    """The issue's tiny config: k = 10 in two shards of 5, 2,000 training and 300 test samples, ROE on."""
-    return tiny_params(raw_root, k=10, shard_size=5, train_limit=2000, test_limit=300, roe=True, **changes)
+def params_for(raw_root, shared=False, **changes):
+    """The issue's tiny config: k = 10 in two shards of 5, 2,000 training and 300 test samples, ROE on; models
+    trained and predicted one by one (train, predict), or from shared distances (test_features, distances)."""
+    return tiny_params(raw_root, k=10, shard_size=5, train_limit=2000, test_limit=300, roe=True,
+                       shared_distances=shared, **changes)
 
 
 def results(project) -> dict:
-    """Everything a run's results consist of: certificates, metrics, curve, checkpoints and predictions."""
+    """Everything a run's results consist of: certificates, metrics, curve, checkpoints and predictions (or test
+    features and distances)."""
     out = {name: (project / name).read_bytes() for name in RESULTS}
     out.update(file_bytes(project, "work/tiny/models/*.pt"))
-    for path in sorted(project.glob("work/tiny/predictions/*.parquet")):
+    out.update(file_bytes(project, "work/tiny/distances/*.npz"))
+    for path in sorted([*project.glob("work/tiny/predictions/*.parquet"), *project.glob("work/tiny/distances/*.parquet")]):
         out[path.name] = pq.read_table(path)
     return out
 
@@ -89,8 +93,16 @@ def run_and_kill(project: Path, stage: str, marker: str = "", *args):
 
 @pytest.fixture(scope="module")
 def clean(tmp_path_factory, raw_root):
-    """An uninterrupted run of the tiny config."""
+    """An uninterrupted run of the tiny config (train and predict)."""
     project = make_project(tmp_path_factory.mktemp("faults") / "clean", params_for(raw_root))
+    snakemake(project)
+    return project
+
+
+@pytest.fixture(scope="module")
+def clean_shared(tmp_path_factory, raw_root):
+    """An uninterrupted run of the tiny config with shared distances."""
+    project = make_project(tmp_path_factory.mktemp("faults") / "clean_shared", params_for(raw_root, shared=True))
     snakemake(project)
     return project
 
@@ -104,8 +116,8 @@ def exclusions(clean):
     return "\n".join(map(str, ids[10:])) + "\n"
 
 
-def edited_params(raw_root):
-    return params_for(raw_root, exclude="edits/remove.txt")
+def edited_params(raw_root, shared=False):
+    return params_for(raw_root, shared, exclude="edits/remove.txt")
 
 
 @pytest.fixture(scope="module")
@@ -219,3 +231,79 @@ def test_stale_predictions_are_refused_even_when_snakemake_is_told_to_ignore_cha
     # A plain run (every rerun trigger on) retrains and certifies.
     jobs = executed_jobs(snakemake(project))
     assert jobs.get("train") == 2 and jobs.get("certify") == 1
+
+
+# Shared distances (nearest-neighbour learners' default): the same faults on test_features, distances, certify.
+
+def test_failed_distances_job_after_an_edit_heals_on_rerun(clean_shared, raw_root, exclusions, tmp_path):
+    """The edited bucket group's distances job is killed; the old distances must not be used."""
+    reference = make_project(tmp_path / "reference", edited_params(raw_root, shared=True))
+    (reference / "edits/remove.txt").write_text(exclusions)
+    snakemake(reference)
+    project = copy_project(clean_shared, tmp_path / "p")
+    (project / "edits/remove.txt").write_text(exclusions)
+    write_params(project, edited_params(raw_root, shared=True))
+    out = run_and_kill(project, "distances", "buckets_1.json")  # bucket 5 lies in group 1
+    assert not (project / "work/tiny/distances/buckets_1.parquet").exists(), out
+    jobs = executed_jobs(snakemake(project))
+    assert jobs.get("distances") == 1 and jobs.get("certify") == 1 and "train" not in jobs, jobs
+    assert json.loads((project / "metrics/tiny.json").read_text())["n_train"] == 2000 - exclusions.count("\n")
+    assert_same_results(project, reference)
+    assert "Nothing to be done" in snakemake(project, "-n").stdout
+
+
+def test_killed_test_features_and_certify_jobs_heal_on_rerun(clean_shared, raw_root, tmp_path):
+    project = make_project(tmp_path / "p", params_for(raw_root, shared=True))
+    run_and_kill(project, "test-features")
+    assert not (project / "work/tiny/distances/test_features.npz").exists()
+    run_and_kill(project, "certify")
+    assert not (project / "work/tiny/certificates.parquet").exists()
+    snakemake(project)
+    assert_same_results(project, clean_shared)
+
+
+@pytest.mark.parametrize("deleted", ["work/tiny/distances/buckets_1.parquet", "work/tiny/distances/test_features.npz",
+                                     "work/tiny/partition/buckets_0.json"])
+def test_deleted_distance_files_are_rebuilt(clean_shared, tmp_path, deleted):
+    project = copy_project(clean_shared, tmp_path / "p")
+    (project / deleted).unlink()
+    assert "Nothing to be done" not in snakemake(project, "-n").stdout
+    snakemake(project)
+    assert (project / deleted).exists()
+    assert_same_results(project, clean_shared)
+    assert "Nothing to be done" in snakemake(project, "-n").stdout
+
+
+@pytest.mark.parametrize("damaged, rerun", [
+    ("work/tiny/distances/buckets_1.parquet", "certify"),
+    ("work/tiny/distances/test_features.npz", "distances"),
+    ("work/tiny/partition/buckets_0.json", "certify"),
+])
+def test_corrupt_distance_files_give_one_clear_message(clean_shared, tmp_path, damaged, rerun):
+    project = copy_project(clean_shared, tmp_path / "p")
+    corrupt(project / damaged)
+    snakemake(project)
+    assert_same_results(project, clean_shared, only=RESULTS)
+    result = snakemake(project, "--forcerun", rerun, check=False)
+    log = "".join(p.read_text() for p in project.glob("logs/**/*.log") if "error:" in p.read_text())
+    assert result.returncode != 0, "a damaged file was used"
+    errors = {line for line in log.splitlines() if line.startswith("error: ")}
+    assert len(errors) == 1 and damaged.rsplit("/", 1)[-1] in errors.pop(), log
+    assert "Traceback" not in log and "delete it and run snakemake again" in log
+    (project / damaged).unlink()
+    snakemake(project)
+    assert_same_results(project, clean_shared)
+
+
+def test_stale_distances_are_refused_even_when_snakemake_is_told_to_ignore_changes(clean_shared, raw_root, tmp_path):
+    project = copy_project(clean_shared, tmp_path / "p")
+    params = params_for(raw_root, shared=True)
+    params["runs"]["tiny"]["learner"]["params"]["orientations"] = 8
+    write_params(project, params)
+    result = snakemake(project, "--rerun-triggers", "mtime", "--forcerun", "certify", check=False)
+    assert result.returncode != 0
+    log = (project / "logs/tiny/certify.log").read_text()
+    assert "stale, computed with other learner settings (learner parameters differ (orientations))" in log
+    assert not (project / "work/tiny/certificates.parquet").exists()
+    jobs = executed_jobs(snakemake(project))
+    assert jobs.get("distances") == 2 and jobs.get("test_features") == 1 and jobs.get("certify") == 1

@@ -1,7 +1,8 @@
-"""Deleting and inserting training samples retrains only the shards whose content changed.
+"""Deleting and inserting training samples retrains only the shards whose content changed (per-model path),
+or recomputes only the distances of the bucket groups whose content changed (shared distances).
 
-Counts the jobs Snakemake runs, checks that untouched checkpoints keep their bytes, and that the
-incrementally updated results equal a run from scratch with the same edits.
+Counts the jobs Snakemake runs, checks that untouched checkpoints (distance files) keep their bytes, and
+that the incrementally updated results equal a run from scratch with the same edits.
 """
 
 import json
@@ -27,26 +28,38 @@ def base_models(shard_files: dict) -> dict:
 
 
 def edit_and_rerun(project, params, n_edits, d=1):
-    """Apply ``params`` and run: at most n*d models and only their shards retrain; return the jobs run."""
-    shards, checkpoints = file_bytes(project, "work/tiny/partition/shard_*.json"), file_bytes(project,
-                                                                                             "work/tiny/models/*")
+    """Apply ``params`` and run: at most n*d models change; per-model path: only their shards retrain; shared
+    distances: only the bucket groups holding the (at most n) changed buckets are recomputed. Returns the jobs."""
+    shared = params["runs"]["tiny"].get("shared_distances", True) and params["runs"]["tiny"]["learner"]["name"] in (
+        "orient_nn", "hog_nn")
+    files = {"shards": "work/tiny/partition/shard_*.json", "groups": "work/tiny/partition/buckets_*.json",
+             "outputs": "work/tiny/distances/buckets_*.parquet" if shared else "work/tiny/models/*"}
+    before = {key: file_bytes(project, pattern) for key, pattern in files.items()}
     write_params(project, params)
     jobs = executed_jobs(snakemake(project))
-    new_shards, new_checkpoints = (file_bytes(project, "work/tiny/partition/shard_*.json"),
-                                   file_bytes(project, "work/tiny/models/*"))
-    models_before, models_after = base_models(shards), base_models(new_shards)
+    after = {key: file_bytes(project, pattern) for key, pattern in files.items()}
+    models_before, models_after = base_models(before["shards"]), base_models(after["shards"])
     changed_models = [i for i in models_after if models_after[i] != models_before[i]]
     assert 1 <= len(changed_models) <= n_edits * d
-    changed_shards = {name.replace(".json", "") for name in changed(shards, new_shards)}
-    assert 1 <= jobs.get("train", 0) == jobs.get("predict", 0) == len(changed_shards) <= len(changed_models), jobs
-    # retrained: exactly the shards whose shard file changed; every other checkpoint keeps its bytes
-    assert {name.replace(".pt", "") for name in changed(checkpoints, new_checkpoints)} == changed_shards
+    stem = lambda names: {name.split(".")[0] for name in names}  # noqa: E731
+    if shared:
+        changed_groups = stem(changed(before["groups"], after["groups"]))
+        assert 1 <= jobs.get("distances", 0) == len(changed_groups) <= n_edits, jobs
+        assert "train" not in jobs and "predict" not in jobs and "test_features" not in jobs, jobs
+        # recomputed: exactly the groups whose bucket-group file changed; every other distances file keeps its bytes
+        assert stem(changed(before["outputs"], after["outputs"])) == changed_groups
+    else:
+        changed_shards = stem(changed(before["shards"], after["shards"]))
+        assert 1 <= jobs.get("train", 0) == jobs.get("predict", 0) == len(changed_shards) <= len(changed_models), jobs
+        # retrained: exactly the shards whose shard file changed; every other checkpoint keeps its bytes
+        assert stem(changed(before["outputs"], after["outputs"])) == changed_shards
     assert jobs.get("certify") == 1 and jobs.get("prepare") is None
     return jobs
 
 
-def test_deleting_and_inserting_samples_retrains_only_changed_shards(tmp_path, mnist_raw_dir, mnist_prepared):
-    params = tiny_params(mnist_raw_dir.parent, k=30, shard_size=6)  # 5 shards of 6 models
+@pytest.mark.parametrize("shared", [True, False], ids=["shared_distances", "per_model"])
+def test_deleting_and_inserting_samples_retrains_only_changed_shards(tmp_path, mnist_raw_dir, mnist_prepared, shared):
+    params = tiny_params(mnist_raw_dir.parent, k=30, shard_size=6, shared_distances=shared)  # 5 shards of 6 models
     project = make_project(tmp_path / "edited", params)
     snakemake(project)
     assert json.loads((project / "metrics/tiny.json").read_text())["n_train"] == 2000
@@ -74,17 +87,20 @@ def test_deleting_and_inserting_samples_retrains_only_changed_shards(tmp_path, m
     snakemake(scratch, "work/tiny/certificates.parquet")
     assert pq.read_table(project / "work/tiny/certificates.parquet").equals(
         pq.read_table(scratch / "work/tiny/certificates.parquet"))
-    assert file_bytes(project, "work/tiny/partition/shard_*.json") == file_bytes(scratch,
-                                                                                "work/tiny/partition/shard_*.json")
+    assert file_bytes(project, "work/tiny/partition/*.json") == file_bytes(scratch, "work/tiny/partition/*.json")
 
 
-def test_fa_deletion_retrains_only_the_shards_of_the_d_models_it_touches(tmp_path, mnist_raw_dir):
-    params = tiny_params(mnist_raw_dir.parent, method="fa", k=10, d=4, shard_size=4, roe=False)  # 40 models
+@pytest.mark.parametrize("shared", [True, False], ids=["shared_distances", "per_model"])
+def test_fa_deletion_touches_only_one_bucket_group_or_the_shards_of_its_d_models(tmp_path, mnist_raw_dir, shared):
+    params = tiny_params(mnist_raw_dir.parent, method="fa", k=10, d=4, shard_size=4, roe=False,  # 40 models
+                         shared_distances=shared)
     project = make_project(tmp_path / "fa", params)
     snakemake(project)
     (project / "edits/remove.txt").write_text("7\n")
     params["runs"]["tiny"]["exclude"] = "edits/remove.txt"
-    edit_and_rerun(project, params, 1, d=4)
+    jobs = edit_and_rerun(project, params, 1, d=4)
+    if shared:  # the d models of the edited bucket share its one distances job
+        assert jobs.get("distances") == 1
     assert json.loads((project / "metrics/tiny.json").read_text())["n_train"] == 1999
 
 

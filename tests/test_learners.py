@@ -42,7 +42,7 @@ def test_model_scores_do_not_depend_on_other_models_in_the_shard(data, name, par
     assert np.array_equal(learner.predict([c, a], test, 10, params, CPU)[1], alone)
 
 
-def test_hog_nn_scores_are_negative_nearest_distances_per_class(data):
+def test_hog_nn_scores_are_negative_nearest_squared_distances_per_class(data):
     images, labels, test = data
     params = learners.resolve_params("hog_nn", {})
     subset = np.flatnonzero(labels[:100] != 3)  # class 3 absent from this model's subset
@@ -53,10 +53,12 @@ def test_hog_nn_scores_are_negative_nearest_distances_per_class(data):
     assert len(train_images) == 3 * len(subset)
     train_f = hog_nn.features(train_images, {**params, "deskew": False})
     test_f = hog_nn.features(test, params)
-    dist = np.sqrt(((test_f[:, None, :].astype(np.float64) - train_f[None, :, :]) ** 2).sum(-1))
+    scale = hog_nn.quantisation_scale(params, test_f.shape[1])
+    t, r = (np.rint(f * scale).astype(np.int64) for f in (test_f, train_f))  # the exact-integer features
+    squared = ((t[:, None, :] - r[None, :, :]) ** 2).sum(-1)
     for c in (0, 1, 7):
-        expected = -dist[:, train_labels == c].min(axis=1)
-        np.testing.assert_allclose(scores[:, c], expected, atol=1e-3)
+        expected = (-squared[:, train_labels == c].min(axis=1) / scale ** 2).astype(np.float32)
+        assert np.array_equal(scores[:, c], expected)
 
 
 def test_normalization_statistics_are_the_models_own(data):

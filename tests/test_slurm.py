@@ -51,10 +51,11 @@ def test_slurm_profile_run_equals_local_run(tmp_path, local_slurm, mnist_raw_dir
     log = result.stdout + result.stderr
     assert result.returncode == 0, log
 
-    # Every job went through sbatch; each shard's train and predict went out in one group submission.
+    # Every job went through sbatch; both bucket groups' distances jobs went out in one group submission.
     submitted = re.findall(r"Job \S+ has been submitted with SLURM jobid (\d+)", log)
     groups = re.findall(r"^.*Group job shards", log, re.M)
-    assert len(set(submitted)) == len(submitted) == 5, log  # prepare, partition, 1 group of 2 shards, certify, report
+    # prepare, partition, test_features, 1 group of 2 distances jobs, certify, report
+    assert len(set(submitted)) == len(submitted) == 6, log
     assert len(groups) == 1, log
     states = run(["squeue", "--states=all", "-h", "-o", "%i %T"], cluster).stdout.split("\n")
     finished = {line.split()[0] for line in states if line.strip().endswith("COMPLETED")}
@@ -62,7 +63,7 @@ def test_slurm_profile_run_equals_local_run(tmp_path, local_slurm, mnist_raw_dir
 
     local = make_project(tmp_path / "local", params)
     snakemake(local)
-    for name in ["work/tiny/certificates.parquet", "work/tiny/predictions/shard_0.parquet",
-                 "work/tiny/predictions/shard_1.parquet"]:
+    for name in ["work/tiny/certificates.parquet", "work/tiny/distances/buckets_0.parquet",
+                 "work/tiny/distances/buckets_1.parquet"]:
         assert pq.read_table(cluster / name).equals(pq.read_table(local / name)), name
     assert (cluster / "metrics/tiny.json").read_bytes() == (local / "metrics/tiny.json").read_bytes()

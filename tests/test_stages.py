@@ -58,11 +58,11 @@ def test_missing_predictions_are_an_error(small_run, mnist_prepared, tmp_path):
 
 
 def test_duplicate_predictions_are_an_error(small_run):
-    from pipeline.stages.certify import certify_all
+    from pipeline.stages.certify import certify_all, prediction_chunks
 
     preds = sorted(small_run.glob("predictions/*.parquet"))
     with pytest.raises(PipelineError, match="each expected exactly once"):
-        certify_all(preds + preds[:1], np.zeros(50, np.int64), 10, 6, ["dpa"])
+        certify_all(prediction_chunks(preds + preds[:1], 50, 6, 10, False), np.zeros(50, np.int64), ["dpa"], 10)
 
 
 def test_training_data_changed_behind_the_shard_file(small_run, mnist_prepared, tmp_path):

@@ -21,8 +21,9 @@ def mtimes(project, pattern):
 @pytest.fixture(scope="module")
 def tiny_project(tmp_path_factory, raw_root):
     project = make_project(tmp_path_factory.mktemp("wf") / "project", tiny_params(raw_root))
-    # partition is a checkpoint: its train and predict jobs join the DAG once it has run
-    assert planned_jobs(project) == {"prepare": 1, "partition_tiny": 1, "certify": 1, "report": 1, "all": 1}
+    # partition is a checkpoint: its distances jobs join the DAG once it has run
+    assert planned_jobs(project) == {"prepare": 1, "partition_tiny": 1, "test_features": 1, "certify": 1, "report": 1,
+                                     "all": 1}
     result = snakemake(project)
     return project, result
 
@@ -41,14 +42,16 @@ def test_tiny_run_produces_every_output(tiny_project):
     # The table is printed at the end of the run.
     assert "Certified accuracy (%) by radius" in result.stdout + result.stderr
     assert "tiny DPA+ROE" in (project / "report/summary.txt").read_text()
-    assert (project / "logs/tiny/train/shard_0.log").exists()
-    assert (project / "logs/benchmarks/tiny/train_shard_0.tsv").exists()
+    assert (project / "logs/tiny/distances/buckets_0.log").exists()
+    assert (project / "logs/benchmarks/tiny/distances_buckets_0.tsv").exists()
+    assert not (project / "work/tiny/models").exists()  # shared distances: no train or predict jobs
 
 
 def assert_declared_resources_cover_the_measured(project, result, stages):
     """Every job declared at least the peak memory and the time its benchmark file measured."""
     rows = declared_and_measured(project, result)
-    assert {"prepare" if "/prepare/" in b else Path(b).stem.split("_shard")[0] for b, *_ in rows} >= set(stages), rows
+    assert {"prepare" if "/prepare/" in b else Path(b).stem.split("_shard")[0].split("_buckets")[0]
+            for b, *_ in rows} >= set(stages), rows
     for bench, mem_mb, runtime_min, max_rss, seconds in rows:
         assert max_rss <= mem_mb, f"{bench}: peak {max_rss} MB > declared mem_mb={mem_mb}"
         assert seconds <= 60 * runtime_min, f"{bench}: {seconds} s > declared runtime={runtime_min} min"
@@ -56,8 +59,8 @@ def assert_declared_resources_cover_the_measured(project, result, stages):
 
 def test_declared_resources_cover_the_measured(tiny_project):
     project, result = tiny_project
-    assert_declared_resources_cover_the_measured(project, result, ["prepare", "partition", "train", "predict",
-                                                                   "certify", "report"])
+    assert_declared_resources_cover_the_measured(project, result, ["prepare", "partition", "test_features",
+                                                                   "distances", "certify", "report"])
 
 
 def test_second_run_does_nothing(tiny_project):
@@ -71,32 +74,33 @@ def test_second_run_does_nothing(tiny_project):
 def test_changed_learner_parameter_retrains_but_does_not_repartition(tiny_project, raw_root):
     project, _ = tiny_project
     params = tiny_params(raw_root)
-    params["runs"]["tiny"]["learner"]["params"]["cells"] = [7]
+    params["runs"]["tiny"]["learner"]["params"]["grid"] = 7
     write_params(project, params)
     jobs = planned_jobs(project)
-    assert jobs.get("train") == 2 and jobs.get("predict") == 2 and jobs.get("certify") == 1
+    assert jobs.get("test_features") == 1 and jobs.get("distances") == 2 and jobs.get("certify") == 1
     assert "partition_tiny" not in jobs and "prepare" not in jobs
     partition_before = mtimes(project, "work/tiny/partition/*")
-    models_before = mtimes(project, "work/tiny/models/*")
+    distances_before = mtimes(project, "work/tiny/distances/*")
     snakemake(project)
     assert mtimes(project, "work/tiny/partition/*") == partition_before
-    after = mtimes(project, "work/tiny/models/*")
-    assert all(after[p] != t for p, t in models_before.items())
+    after = mtimes(project, "work/tiny/distances/*")
+    assert all(after[p] != t for p, t in distances_before.items())
     assert planned_jobs(project) == {}
 
 
 def test_same_params_give_identical_results(tiny_project, tmp_path, raw_root):
     first, _ = tiny_project
     params = tiny_params(raw_root)
-    params["runs"]["tiny"]["learner"]["params"]["cells"] = [7]  # as the project is after the previous test
+    params["runs"]["tiny"]["learner"]["params"]["grid"] = 7  # as the project is after the previous test
     second = make_project(tmp_path / "again", params)
     snakemake(second, "work/tiny/certificates.parquet")
-    for name in ["work/tiny/certificates.parquet", "work/tiny/predictions/shard_0.parquet",
-                 "work/tiny/predictions/shard_1.parquet"]:
+    for name in ["work/tiny/certificates.parquet", "work/tiny/distances/buckets_0.parquet",
+                 "work/tiny/distances/buckets_1.parquet"]:
         assert pq.read_table(first / name).equals(pq.read_table(second / name)), name
-    for s in (0, 1):
-        assert (first / f"work/tiny/partition/shard_{s}.json").read_bytes() == \
-            (second / f"work/tiny/partition/shard_{s}.json").read_bytes()
+    for name in ["shard_0.json", "shard_1.json", "buckets_0.json", "buckets_1.json"]:
+        assert (first / f"work/tiny/partition/{name}").read_bytes() == (second / f"work/tiny/partition/{name}").read_bytes()
+    assert (first / "work/tiny/distances/test_features.npz").read_bytes() == \
+        (second / "work/tiny/distances/test_features.npz").read_bytes()
 
 
 @pytest.mark.parametrize("change, message", [
@@ -124,12 +128,15 @@ def test_fa_dpa_star_and_nin_runs_end_to_end(tmp_path, raw_root):
     params = tiny_params(raw_root)
     tiny = params["runs"].pop("tiny")
     params["runs"]["fa"] = {**tiny, "method": "fa", "k": 10, "d": 4, "roe": True, "shard_size": 10}
+    params["runs"]["fa_hog"] = {**tiny, "method": "fa", "k": 10, "d": 4, "roe": True, "shard_size": 10,
+                                "shared_distances": False, "learner": {"name": "hog_nn", "params": {}}}
     params["runs"]["dpastar"] = {**tiny, "versions": 2, "roe": True, "shard_size": 20,
                                  "learner": {"name": "small_cnn", "params": {"epochs": 2, "width": 8}}}
     params["runs"]["nin"] = {**tiny, "k": 4, "train_limit": 400, "test_limit": 50, "shard_size": 2, "roe": False,
                              "learner": {"name": "nin", "params": {"epochs": 1}}}
     project = make_project(tmp_path / "fa", params)
-    assert_declared_resources_cover_the_measured(project, snakemake(project), ["train", "predict", "certify"])
+    assert_declared_resources_cover_the_measured(project, snakemake(project), ["train", "predict", "distances",
+                                                                               "certify"])
 
     fa_metrics = json.loads((project / "metrics/fa.json").read_text())
     assert fa_metrics["n_models"] == 40 and fa_metrics["methods"] == {"fa": "FA", "fa_roe": "FA+ROE"}

@@ -7,6 +7,10 @@
   training set); the run's ``method``, ``k``, ``d``, ``n_buckets``, ``hash``, ``versions``; and
   ``sha256``, the digest of all of that (a damaged file is refused). Rewritten only when its content
   changes, so that only the shards an edit touches retrain.
+- ``buckets_<g>.json``: group g of the run's ``n_buckets`` buckets (ids g*shard_size .. (g+1)*shard_size - 1), each with its
+  ``bucket`` id, content-ordered ``sample_ids`` and ``subset_sha256``; and ``sha256`` (self-digest). What
+  the shared nearest-neighbour distances are computed from (pipeline/stages/distances.py); rewritten
+  only when its content changes, like the shard files.
 - ``inserted.npz``: the run's inserted samples ``x``, ``y`` and ``first_id``, the id of ``x[0]``.
 """
 
@@ -36,19 +40,23 @@ def assignment_bytes(assignment: dict) -> bytes:
     return buf.getvalue()
 
 
-def write_partition(out_dir, assignment: dict, shards: list[dict]) -> list[int]:
-    """Write assignment.parquet and shard_<s>.json (with their self-digest), each only if its bytes changed.
+def write_partition(out_dir, assignment: dict, shards: list[dict], groups: list[dict]) -> list[int]:
+    """Write assignment.parquet, shard_<s>.json and buckets_<g>.json (with their self-digest), each only if its
+    bytes changed.
 
-    Removes shard files beyond the current shard count. Returns the indices of rewritten shards.
+    Removes shard and bucket-group files beyond the current counts. Returns the indices of rewritten shards.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)  # the folder named by --out-dir
     write_bytes_if_changed(out_dir / "assignment.parquet", assignment_bytes(assignment))
     changed = [s["shard"] for s in shards
                if write_bytes_if_changed(out_dir / f"shard_{s['shard']}.json", json_bytes(with_self_digest(s)))]
-    for stale in out_dir.glob("shard_*.json"):
-        if int(stale.stem.split("_")[1]) >= len(shards):
-            stale.unlink()
+    for g in groups:
+        write_bytes_if_changed(out_dir / f"buckets_{g['group']}.json", json_bytes(with_self_digest(g)))
+    for prefix, count in (("shard", len(shards)), ("buckets", len(groups))):
+        for stale in out_dir.glob(f"{prefix}_*.json"):
+            if int(stale.stem.split("_")[1]) >= count:
+                stale.unlink()
     return changed
 
 
@@ -61,6 +69,17 @@ def read_shard(path) -> dict:
     if not isinstance(shard, dict) or not has_valid_self_digest(shard):
         raise PipelineError(f"{path}: damaged shard file (its content does not match its SHA-256); {REWRITE}")
     return shard
+
+
+def read_bucket_group(path) -> dict:
+    """A bucket-group file, checked against the digest it carries of its own content."""
+    try:
+        group = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as err:
+        raise PipelineError(f"{path}: unreadable bucket-group file ({err}); {REWRITE}") from None
+    if not isinstance(group, dict) or not has_valid_self_digest(group):
+        raise PipelineError(f"{path}: damaged bucket-group file (its content does not match its SHA-256); {REWRITE}")
+    return group
 
 
 def read_layout(shard_paths):

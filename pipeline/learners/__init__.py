@@ -9,6 +9,13 @@ A learner is a module (listed with its defaults in ``specs.py``) with:
 - ``predict(states, images, n_classes, params, device) -> float32[n_models, n_test, n_classes]``:
   class scores of several base models of one shard on a batch of test images.
 
+A decomposable learner (``is_decomposable``; hog_nn) also has:
+
+- ``embed_test(images, params) -> (float32[n_test, D], scale)``: exact-integer test features;
+- ``embed_train(images, labels, params, scale) -> (float32[M, D], labels[M], rows[M])``: the training
+  images' features with any augmented copies (``rows``: the image each row comes from);
+- ``scores_from_min_sq(min_sq, scale)``: class scores from the smallest squared feature distances.
+
 Votes are the argmax of the scores with ties to the smaller class (docs/design.md#votes).
 """
 
@@ -43,6 +50,13 @@ def defaults(name: str) -> dict:
 def wants_gpu(name: str) -> bool:
     """Whether the learner trains on a GPU when one is there (hog_nn does not need one)."""
     return bool(SPECS.get(name, {}).get("gpu", False))
+
+
+def is_decomposable(name: str) -> bool:
+    """Whether a base model's class scores are per-class minima over its training samples (nearest neighbour),
+    so that they are computed from shared per-bucket distances (pipeline/nearest.py) rather than model by
+    model. Such a learner module also has ``embed_test``, ``embed_train`` and ``scores_from_min_sq``."""
+    return bool(SPECS.get(name, {}).get("decomposable", False))
 
 
 def resolve_params(name: str, params: dict | None) -> dict:

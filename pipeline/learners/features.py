@@ -130,3 +130,80 @@ def rotate(images: np.ndarray, degrees: float) -> np.ndarray:
     x_src = (cos * u - sin * v + 1) / 2 * (w - 1)
     y_src = (sin * u + cos * v + 1) / 2 * (h - 1)
     return _resample(images, np.broadcast_to(y_src, (n, h, w)), np.broadcast_to(x_src, (n, h, w)))
+
+
+def gaussian_weights(offsets, sigma: float, bits: int) -> np.ndarray:
+    """rint(2**bits * exp(-(offset / sigma)**2 / 2)): integer weights of a Gaussian (float64, exact integers)."""
+    return np.rint(2.0 ** bits * np.exp(-0.5 * (np.asarray(offsets, dtype=np.float64) / sigma) ** 2))
+
+
+def banded(n: int, weights: np.ndarray) -> np.ndarray:
+    """n x n matrix applying the centred filter ``weights`` (odd length) along an axis, zero outside."""
+    r = len(weights) // 2
+    out = np.zeros((n, n))
+    for t, w in enumerate(weights):
+        out += w * np.eye(n, k=t - r)
+    return out
+
+
+POOL_BITS = 14  # resolution of each level of the pooling weights: 2**-14, then 2**-28
+
+
+def pooling_levels(n: int, centres: np.ndarray, sigma: float) -> list[np.ndarray]:
+    """Gaussian pooling weights exp(-((i - c) / sigma)**2 / 2) of pixels i = 0..n-1 around ``centres`` in two
+    exact integer levels: level 0 is rint(2**14 w) and level 1 rint(2**28 w) where level 0 is zero, so that
+    w ~ 2**-14 L0 + 2**-28 L1 keeps the Gaussian's tails down to ~1e-9 (they carry the orientation evidence of
+    cells far from the strokes). float64[len(centres), n] each, integers below 2**14."""
+    offsets = np.arange(n, dtype=np.float64)[None, :] - np.asarray(centres, dtype=np.float64)[:, None]
+    first = gaussian_weights(offsets, sigma, POOL_BITS)
+    return [first, gaussian_weights(offsets, sigma, 2 * POOL_BITS) * (first == 0)]
+
+
+def orientation_pooling(images: np.ndarray, orientations: int = 12, blur: float = 0.7, grid: int = 9,
+                        stride: float = 3.0, sigma: float = 2.0, eps: float = 0.01) -> np.ndarray:
+    """Pooled gradient-orientation maps: float64[N, orientations * grid * grid], non-negative, ||f||^2 < 1.
+
+    1. Blur (Gaussian ``blur`` px, integer weights rint(256 exp(-t^2 / 2 blur^2)), zero outside); 2. central
+    differences; 3. each pixel's gradient magnitude split linearly between the two nearest of
+    ``orientations`` signed direction bins (0 .. 2 pi); 4. each direction map pooled with Gaussian weights
+    (``sigma`` px, not normalised) around a ``grid`` x ``grid`` lattice of centres ``stride`` px apart,
+    centred on the image; 5. pooled values to the power 1/8 (three square roots); 6. each cell's vector of
+    directions divided by sqrt(its squared norm + ``eps``), all divided by ``grid``.
+    Every matrix product sums exact integers (below 2**53), every other step is one correctly rounded
+    operation at a time, so the features do not depend on the BLAS library or the CPU (docs/design.md#determinism).
+    """
+    x = images if images.ndim == 3 else images.max(axis=-1)  # colour: per-pixel channel maximum
+    n, h, w = x.shape
+    radius = max(1, int(np.ceil(3 * blur)))
+    kernel = gaussian_weights(np.arange(-radius, radius + 1), blur, 8)
+    total = float(kernel.sum())
+    b = banded(h, kernel) @ x.astype(np.float64) @ banded(w, kernel).T  # exact: at most 255 * total**2
+    gx, gy = np.zeros_like(b), np.zeros_like(b)
+    gx[:, :, 1:-1] = b[:, :, 2:] - b[:, :, :-2]
+    gy[:, 1:-1, :] = b[:, 2:, :] - b[:, :-2, :]
+    magnitude = np.sqrt(gx * gx + gy * gy)
+    position = np.mod(np.arctan2(gy, gx), 2 * np.pi) / (2 * np.pi) * orientations - 0.5
+    low = np.floor(position)
+    frac = position - low
+    low = low.astype(np.int64) % orientations
+    high = (low + 1) % orientations
+    to_low, to_high = magnitude * (1 - frac), magnitude * frac
+    # magnitudes as integers small enough that both pooling products stay below 2**53: h * w * 2**28 * m
+    shift = max(0, int(np.ceil(np.log2(np.sqrt(2) * 255 * total ** 2 * h * w) + 2 * POOL_BITS - 53)))
+    maps = np.empty((n, orientations, h, w))
+    for o in range(orientations):
+        maps[:, o] = np.rint((np.where(low == o, to_low, 0) + np.where(high == o, to_high, 0)) * 2.0 ** -shift)
+    centres = lambda size: (size - 1) / 2 + stride * (np.arange(grid) - (grid - 1) / 2)  # noqa: E731
+    rows, cols = pooling_levels(h, centres(h), sigma), pooling_levels(w, centres(w), sigma)
+    pooled = np.zeros((n, orientations, grid, grid))
+    for j, col in enumerate(cols):
+        half = maps @ col.T  # [n, orientations, h, grid], exact
+        for i, row in enumerate(rows):
+            pooled = pooled + (row @ half) * 2.0 ** -(POOL_BITS * (i + j + 2))  # exact product, fixed order
+    pooled = pooled * (2.0 ** shift / (255 * total ** 2))  # in units of the [0, 1] image's gradient
+    power = np.sqrt(np.sqrt(np.sqrt(pooled)))
+    sq = power[:, 0] * power[:, 0]
+    for o in range(1, orientations):
+        sq = sq + power[:, o] * power[:, o]
+    cells = power / np.sqrt(sq + eps)[:, None]
+    return cells.reshape(n, -1) / grid

@@ -29,9 +29,33 @@ def _schema(properties: dict) -> dict:
 
 
 SPECS = {
+    "orient_nn": {
+        "module": "pipeline.learners.orient_nn",
+        "gpu": False,  # 1-NN needs no GPU: no GPU is asked of the scheduler (distances still use one when present)
+        "decomposable": True,  # scores are per-class minima over training samples: shared distances (nearest.py)
+        "defaults": {
+            "orientations": 12,     # signed gradient-direction bins over 360 degrees
+            "blur": 0.7,            # Gaussian blur before the gradients (pixels)
+            "grid": 9,              # pooling centres per side (a grid x grid lattice)
+            "stride": 3.0,          # pixels between pooling centres
+            "sigma": 2.0,           # Gaussian pooling width (pixels)
+            "deskew": True,         # deskew train and test images by their own moments first
+            "rotations": [-10, 10], # degrees: each training image also enters rotated by these angles
+        },
+        "schema": _schema({
+            "orientations": {**_INT, "minimum": 2},
+            "blur": {**_NUMBER, "exclusiveMinimum": 0, "maximum": 5},
+            "grid": {**_INT, "minimum": 1},
+            "stride": {**_NUMBER, "exclusiveMinimum": 0},
+            "sigma": {**_NUMBER, "exclusiveMinimum": 0},
+            "deskew": {"type": "boolean"},
+            "rotations": {"type": "array", "items": _NUMBER},
+        }),
+    },
     "hog_nn": {
         "module": "pipeline.learners.hog_nn",
-        "gpu": False,  # 1-NN needs no GPU: no GPU is asked of the scheduler (predict still uses one when present)
+        "gpu": False,  # 1-NN needs no GPU: no GPU is asked of the scheduler (distances still use one when present)
+        "decomposable": True,  # scores are per-class minima over training samples: shared distances (nearest.py)
         "defaults": {
             "cells": [4, 7],        # HOG cell sizes in pixels; one HOG per size, concatenated
             "orientations": 9,      # unsigned orientation bins

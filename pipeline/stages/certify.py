@@ -1,45 +1,118 @@
 """Certify stage (rules/certify.smk): gather the votes (and scores) of all models, certify every test sample,
 write certificates (pipeline/artifacts/certificates.py), metrics and the curve (pipeline/artifacts/metrics.py).
 
-Predictions whose recorded provenance does not match the current shard files, learner spec and test
-set are refused as stale (docs/design.md#provenance); the outputs record the provenance they come from.
+The models' scores come from the predict step's files (one per shard) or, for a nearest-neighbour learner,
+from the shared bucket distances (one file per bucket group): each model's scores are the minimum over its
+buckets (docs/design.md#shared-distances). Inputs whose recorded provenance does not match the current
+partition files, learner spec and test set are refused as stale (docs/design.md#provenance); the outputs
+record the provenance they come from.
 """
+
+import os
 
 import numpy as np
 
 from .. import learners, provenance
 from ..artifacts.certificates import write_certificates
+from ..artifacts.distances import open_bucket_minima, read_bucket_record, read_row_group
 from ..artifacts.metrics import plot_curves, write_curve, write_metrics
-from ..artifacts.partition_files import read_layout
+from ..artifacts.partition_files import read_bucket_group, read_layout
 from ..artifacts.predictions import load_chunk, read_record
 from ..artifacts.splits import load_test_subset, test_digests
 from ..atomic import check_folder
 from ..certify import METHODS, label_of, needs_feed, needs_logits
-from ..certify.buckets import bucket_feeds
+from ..certify.buckets import bucket_feeds, map_chunks
 from ..certify.figures import certified_accuracy, curve, median_radius
+from ..certify.votes import votes_from_logits
 from ..errors import PipelineError
+from ..nearest import model_minima
 from ..resources import CERTIFY_CHUNK_MB, MB
 
 
-def certify_all(prediction_paths, labels, n_classes, n_models, methods, feed=None):
-    """Predictions and radii of every method, chunk by chunk over the test samples.
+def prediction_chunks(prediction_paths, n_test, n_models, n_classes, with_logits):
+    """(start, stop, votes int16[n, n_models], logits float32[n, n_models, C] or None) from predictions files,
+    in chunks of bounded memory."""
+    per_test = n_models * (3 + (4 * n_classes if with_logits else 0))
+    step = max(1, CERTIFY_CHUNK_MB * MB // per_test)  # bounded memory for one chunk of votes (and logits)
+    for start in range(0, n_test, step):
+        stop = min(start + step, n_test)
+        yield (start, stop, *load_chunk(prediction_paths, start, stop, n_models, with_logits))
+
+
+SCORE_BLOCK_BYTES = 2**20  # minima of the models scored at once by one thread
+
+
+def distance_chunks(distance_paths, model_buckets, n_test, n_classes, learner, scale, versions):
+    """(start, stop, votes, logits) of nearest-neighbour models from bucket-distance files (in bucket order), a
+    few row groups at a time (about CERTIFY_CHUNK_MB of minima): each model's scores from the minimum over its
+    buckets (model_buckets int64[n_models, d]), computed for slices of models on all cores; a DPA* model's
+    scores summed over its versions as the predict step sums them."""
+    files = [open_bucket_minima(p) for p in distance_paths]
+    records = [read_bucket_record(p) for p in distance_paths]
+    step = records[0]["row_group_tests"]
+    n_groups = -(-n_test // step)
+    for path, f in zip(distance_paths, files):
+        if f.metadata.num_row_groups != n_groups:
+            raise PipelineError(f"{path}: {f.metadata.num_row_groups} row groups, expected {n_groups}; delete it "
+                                "and run snakemake again (it recomputes the distances)")
+    n_models = len(model_buckets)
+    per_group = max(1, CERTIFY_CHUNK_MB * MB // max(1, 4 * step * n_classes * n_models))
+    for first in range(0, n_groups, per_group):
+        groups = range(first, min(first + per_group, n_groups))
+
+        rows = [min(i * step + step, n_test) - i * step for i in groups]
+        offsets = np.cumsum([0] + [len(r["buckets"]) for r in records])  # first bucket of every file
+        minima = np.empty((sum(rows), offsets[-1], n_classes), dtype=np.float32)  # [tests, buckets, C]
+
+        def read(file_index: slice):  # every row group of the chunk from some of the files, into minima
+            for j in range(len(files))[file_index]:
+                for i, top in zip(groups, np.cumsum([0] + rows)):
+                    minima[top:top + rows[i - first], offsets[j]:offsets[j + 1]] = read_row_group(
+                        files[j], distance_paths[j], i, i * step, len(records[j]["buckets"]), n_classes)
+
+        map_chunks(read, len(files), 1)
+        n = minima.shape[0]
+        logits = np.empty((n, n_models, n_classes), dtype=np.float32)
+        votes = np.empty((n, n_models), dtype=np.int16)
+        block = max(1, SCORE_BLOCK_BYTES // (4 * n * n_classes))  # models whose minima stay in the CPU's cache
+
+        def scores(models: slice):
+            for lo in range(models.start, models.stop, block):
+                sub = slice(lo, min(lo + block, models.stop))
+                s = learner.scores_from_min_sq(model_minima(minima, model_buckets, sub), scale)  # [n, models, C]
+                if versions > 1:  # identical versions (a nearest-neighbour model has no seed), summed as predict does
+                    s = np.repeat(s[:, :, None], versions, axis=2).sum(axis=2, dtype=np.float32)
+                logits[:, sub] = s
+                votes[:, sub] = votes_from_logits(s)
+
+        map_chunks(scores, n_models, -(-n_models // (os.cpu_count() or 1)))
+        yield first * step, first * step + n, votes, logits
+
+
+def certify_all(chunks, labels, methods, n_classes, feed=None):
+    """Predictions and radii of every method, chunk by chunk over the test samples (``chunks``: an iterable of
+    (start, stop, votes int16[n, n_models], logits float32[n, n_models, C] or None) covering them in order).
 
     Returns ({method: (prediction int64[n_test], radius int64[n_test])}, base-model accuracy).
     """
-    with_logits = needs_logits(methods)
-    per_test = n_models * (3 + (4 * n_classes if with_logits else 0))
-    step = max(1, CERTIFY_CHUNK_MB * MB // per_test)  # bounded memory for one chunk of votes (and logits)
     out = {m: (np.empty(len(labels), np.int64), np.empty(len(labels), np.int64)) for m in methods}
-    correct_votes = 0
-    for start in range(0, len(labels), step):
-        stop = min(start + step, len(labels))
-        votes, logits = load_chunk(prediction_paths, start, stop, n_models, with_logits)
+    correct_votes = n_votes = 0
+    covered = 0
+    for start, stop, votes, logits in chunks:
+        if start != covered or votes.shape[0] != stop - start:
+            raise PipelineError(f"scores of test samples {start}..{stop - 1} came out of order (expected from {covered} "
+                                "on); delete the run's predictions or distances and run snakemake again")
+        covered = stop
         y = labels[start:stop]
         correct_votes += int((votes == y[:, None]).sum())
+        n_votes += votes.size
         for m in methods:
             prediction, radius = METHODS[m]["certify"](votes, logits, y, n_classes, feed)
             out[m][0][start:stop], out[m][1][start:stop] = prediction, radius
-    return out, correct_votes / max(1, len(labels) * n_models)
+    if covered != len(labels):
+        raise PipelineError(f"scores cover {covered} of {len(labels)} test samples; delete the run's predictions or "
+                            "distances and run snakemake again")
+    return out, correct_votes / max(1, n_votes)
 
 
 def checked_provenance(prediction_paths, shard_paths, shards, spec: dict, test: dict, with_logits: bool) -> dict:
@@ -74,22 +147,76 @@ def checked_provenance(prediction_paths, shard_paths, shards, spec: dict, test: 
             "checkpoints_sha256": provenance.canonical_digest(checkpoints)}
 
 
+def checked_distances(distance_paths, group_paths, models, model_buckets, spec: dict, test: dict) -> dict:
+    """Refuse bucket distances that do not come from the current bucket-group files, learner spec and test set,
+    and shard files whose models are not the unions of their buckets.
+
+    Returns the run's provenance: test-set digests, partition digest, learner spec and the digest of the
+    distance files' records (each names the buckets' digests, the learner, the test set and its features).
+    """
+    if len(distance_paths) != len(group_paths):
+        raise PipelineError(f"{len(distance_paths)} distance files for {len(group_paths)} bucket-group files; give one "
+                            "per group, in the same order")
+    records, bucket_ids, bucket_sizes, members = [], [], [], {}
+    for path, group_path in zip(distance_paths, group_paths):
+        fix = f"delete {path} and run snakemake again (it recomputes the distances)"
+        group, record = read_bucket_group(group_path), read_bucket_record(path)
+        expected = [{"bucket": b["bucket"], "subset_sha256": b["subset_sha256"]} for b in group["buckets"]]
+        if record.get("buckets") != expected:
+            raise PipelineError(f"{path}: stale, its buckets' samples are not those of {group_path}; {fix}")
+        provenance.check_learner(path, record["learner"], spec, fix)
+        if record["test"] != test:
+            raise PipelineError(f"{path}: stale, computed on another test set ({record['test']['n_test']} samples, "
+                                f"expected {test['n_test']}); {fix}")
+        for key in ("scale", "row_group_tests", "n_classes", "test_features_sha256"):
+            if records and record[key] != records[0][key]:
+                raise PipelineError(f"{path}: computed with another {key} than {distance_paths[0]}; {fix}")
+        records.append(record)
+        for b in group["buckets"]:
+            bucket_ids.append(b["bucket"])
+            bucket_sizes.append(len(b["sample_ids"]))
+            members.update((i, b["bucket"]) for i in b["sample_ids"])
+    fix = "delete the run's partition files and run snakemake again (the partition step rewrites them)"
+    if bucket_ids != list(range(len(bucket_ids))) or model_buckets.size and model_buckets.max() >= len(bucket_ids):
+        raise PipelineError(f"the bucket-group files do not hold buckets 0..n-1 exactly once, in order; {fix}")
+    sizes = np.asarray(bucket_sizes, dtype=np.int64)
+    for m, own in zip(models, model_buckets):  # a model's training set is the union of its buckets
+        if len(m["sample_ids"]) != sizes[own].sum() or any(members.get(i, -1) not in own for i in m["sample_ids"]):
+            raise PipelineError(f"model {m['model_id']}'s samples are not those of its buckets {own.tolist()}; {fix}")
+    layout = [{"model_id": m["model_id"], "buckets": m["buckets"], "seeds": m["seeds"],
+               "subset_sha256": m["subset_sha256"]} for m in models]
+    return {"test": test, "partition_sha256": provenance.canonical_digest(layout), "learner": spec,
+            "distances_sha256": provenance.canonical_digest(records)}
+
+
 def certify_run(run, dataset, prediction_paths, shard_paths, test_path, test_limit, radii, methods, learner,
-                learner_params, certificates_out, metrics_out, curve_out, plot_out):
-    """Certify every test sample of a run and write certificates, metrics, curve and plot; return the metrics."""
+                learner_params, certificates_out, metrics_out, curve_out, plot_out, distance_paths=None,
+                group_paths=None):
+    """Certify every test sample of a run and write certificates, metrics, curve and plot; return the metrics.
+
+    The models' scores come from ``prediction_paths`` (one per shard) or, for a nearest-neighbour learner,
+    from ``distance_paths`` with their ``group_paths`` (one per bucket group; prediction_paths then None).
+    """
     for out in (certificates_out, metrics_out, curve_out, plot_out):
         check_folder(out)
     shards, models, buckets, sizes = read_layout(shard_paths)
     images, labels, class_names = load_test_subset(test_path, test_limit)
     spec = provenance.learner_spec(learner, learners.resolve_params(learner, learner_params))
-    origin = checked_provenance(prediction_paths, shard_paths, shards, spec, test_digests(images, labels),
-                                needs_logits(methods))
+    test = test_digests(images, labels)
+    versions = shards[0].get("versions", 1)
+    if distance_paths:
+        origin = checked_distances(distance_paths, group_paths, models, buckets, spec, test)
+        scale = read_bucket_record(distance_paths[0])["scale"]
+        chunks = distance_chunks(distance_paths, buckets, len(labels), len(class_names), learners.get(learner), scale,
+                                 versions)
+    else:
+        origin = checked_provenance(prediction_paths, shard_paths, shards, spec, test, needs_logits(methods))
+        chunks = prediction_chunks(prediction_paths, len(labels), len(models), len(class_names), needs_logits(methods))
     feed = bucket_feeds(buckets) if needs_feed(methods) else None
-    results, base_accuracy = certify_all(prediction_paths, labels, len(class_names), len(models), methods, feed)
+    results, base_accuracy = certify_all(chunks, labels, methods, len(class_names), feed)
     write_certificates(certificates_out, labels, results, origin)
 
     info = shards[0]
-    versions = info.get("versions", 1)
     median = {m: median_radius(r) for m, (_, r) in results.items()}
     metrics = {
         "run": run, "dataset": dataset, "method": info["method"], "k": info["k"], "d": info["d"],

@@ -10,13 +10,13 @@ from ..partition import partition
 
 def partition_run(train_path, method, k, d, hash_name, shard_size, versions, expect_shards, out_dir,
                   train_limit=None, insert=None, exclude=None) -> str:
-    """Write assignment.parquet, shard_<s>.json and inserted.npz to ``out_dir``; returns a one-line summary."""
+    """Write assignment.parquet, shard_<s>.json, buckets_<g>.json and inserted.npz to ``out_dir``; returns a one-line summary."""
     edited = edited_training_set(train_path, train_limit, insert, exclude)
-    assignment, shards = partition(edited["images"], edited["labels"], edited["ids"], method, k, d, hash_name,
+    assignment, shards, groups = partition(edited["images"], edited["labels"], edited["ids"], method, k, d, hash_name,
                                    shard_size, versions, edited["originals"])
     if len(shards) != expect_shards:
         raise PipelineError(f"partition made {len(shards)} shards but the workflow expects {expect_shards}")
-    changed = write_partition(out_dir, assignment, shards)
+    changed = write_partition(out_dir, assignment, shards, groups)
     save_inserted(f"{out_dir}/inserted.npz", *edited["inserted"])
     n_models = sum(len(s["models"]) for s in shards)
     return (f"partition: {len(edited['labels'])} samples, {n_models} models in {len(shards)} shards; "

@@ -1,0 +1,76 @@
+"""Shared nearest-neighbour distances (docs/design.md#shared-distances).
+
+A nearest-neighbour base model scores class c by its smallest distance from the test sample to a training
+sample of class c. The smallest distance over a model's training set is the smallest of the smallest
+distances over its buckets, so the distances from every test sample to every training sample are computed
+once, reduced per bucket and class (``bucket_minima``), and each model's minima are the minimum over its
+buckets (``model_minima``). With exact-integer features (hog_nn's quantisation) every squared distance is
+an exact float32 integer, so a model's minima are bit for bit those of the model computed on its own: it
+still depends on its own training subset only, whatever else shares the computation.
+"""
+
+import numpy as np
+
+BLOCK_BYTES = 2**27  # bytes of one block of squared distances (test rows x training columns) in flight
+
+
+def bucket_minima(test, train, train_labels, train_buckets, n_buckets: int, n_classes: int):
+    """Smallest squared distance per test sample, bucket and class: float32[n_test, n_buckets, n_classes].
+
+    test float32[n_test, D], train float32[M, D]: torch tensors of exact-integer features on one device
+    (every squared distance and partial sum below 2**24, see hog_nn.quantisation_scale); train_labels
+    int64[M] in [0, n_classes); train_buckets int64[M] in [0, n_buckets). inf where a bucket holds no
+    sample of the class. Blocks of test rows bound the memory (BLOCK_BYTES).
+    """
+    import torch
+
+    device = train.device
+    key = torch.from_numpy(np.asarray(train_buckets, np.int64) * n_classes + np.asarray(train_labels, np.int64))
+    key = key.to(device)
+    out = torch.full((len(test), n_buckets * n_classes), float("inf"), device=device)
+    if len(train) == 0:
+        return out.reshape(len(test), n_buckets, n_classes).cpu().numpy()
+    train_sq = (train * train).sum(1)
+    test_sq = (test * test).sum(1, keepdim=True)
+    step = max(1, BLOCK_BYTES // (4 * len(train)))
+    for start in range(0, len(test), step):
+        block = slice(start, start + step)
+        sq = test_sq[block] + train_sq[None, :] - 2.0 * test[block] @ train.T  # exact integers
+        out[block].scatter_reduce_(1, key.expand(len(sq), -1), sq, reduce="amin", include_self=True)
+    return out.reshape(len(test), n_buckets, n_classes).cpu().numpy()
+
+
+def rotation(rows: np.ndarray, n: int):
+    """s if rows == (arange(len(rows)) - s) mod n for one s (FA's layout: model i <- bucket (i - s_j) mod K, and
+    DPA's with s = 0), else None."""
+    if len(rows) != n or n == 0:
+        return None
+    s = int((0 - rows[0]) % n)
+    return s if np.array_equal(rows, (np.arange(n) - s) % n) else None
+
+
+def model_minima(minima: np.ndarray, model_rows: np.ndarray, models: slice | None = None) -> np.ndarray:
+    """Each model's minima: the elementwise minimum over its buckets. float32[n_test, n_models, C].
+
+    minima float32[n_test, n_b, C] (bucket_minima of every bucket, in bucket order); model_rows
+    int64[n_models, d]: the index in ``minima``'s bucket axis of each of the model's d buckets; ``models``:
+    only these models (all when None). A column that rotates the buckets (FA, DPA) is read as (at most two)
+    slices rather than gathered.
+    """
+    n_b = minima.shape[1]
+    models = models or slice(0, len(model_rows))
+    ids = np.arange(len(model_rows))[models]
+    out = None
+    for j in range(model_rows.shape[1]):
+        s = rotation(model_rows[:, j], n_b)
+        if s is None or len(ids) == 0:
+            part = minima[:, model_rows[ids, j]]
+        else:  # models lo..hi-1 read buckets (lo - s) .. (hi - 1 - s) mod n_b
+            lo, n = (ids[0] - s) % n_b, len(ids)
+            part = minima[:, lo:lo + n] if lo + n <= n_b else np.concatenate(
+                [minima[:, lo:], minima[:, :lo + n - n_b]], axis=1)
+        if out is None:
+            out = np.array(part, copy=True)
+        else:
+            np.minimum(out, part, out=out)
+    return out
