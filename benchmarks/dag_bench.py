@@ -1,6 +1,7 @@
 """How long Snakemake takes to build the DAG of a large run: `snakemake -n` for MNIST FA, k = 1200, d = 32.
 
-38,400 base models in shards of 100 (the default shard size): 384 train and 384 predict jobs.
+38,400 base models in shards of 100 (the default shard size): 384 train and 384 predict jobs with every
+model on its own (shared_distances: false, the largest DAG), 384 distances jobs with shared distances.
 partition is a checkpoint, so the dry run lists those jobs once the partition exists; the
 benchmark times the dry run both before anything ran and after the partition step (the full DAG),
 three times each, and writes benchmarks/dag_results.json.
@@ -26,12 +27,12 @@ from tests.projects import REPO, make_project
 RUN = "mnist_fa_k1200_d32"
 
 
-def fa_project(dest: Path, raw_dir: Path) -> Path:
-    """The default params with one run: MNIST FA, k = 1200, d = 32."""
+def fa_project(dest: Path, raw_dir: Path, shared: bool = False) -> Path:
+    """The default params with one run: MNIST FA, k = 1200, d = 32 (train + predict, or shared distances)."""
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     run = next(iter(params["runs"].values()))
     params["data"]["raw_dir"] = str(raw_dir.resolve())
-    params["runs"] = {RUN: {**run, "method": "fa", "k": 1200, "d": 32, "roe": False}}
+    params["runs"] = {RUN: {**run, "method": "fa", "k": 1200, "d": 32, "roe": False, "shared_distances": shared}}
     return make_project(dest, params)
 
 
@@ -75,8 +76,16 @@ def main(argv=None):
         full = time_dry_run(project)
         print(f"dry run with the partition (full DAG): {full['seconds_median']} s, {full['total_jobs']} jobs "
               f"({full['jobs'].get('train')} train, {full['jobs'].get('predict')} predict)")
+        # the same run with shared distances (the partition and prepared data are reused)
+        with open(project / "params.yaml") as f:
+            params = yaml.safe_load(f)
+        params["runs"][RUN]["shared_distances"] = True
+        (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        shared = time_dry_run(project)
+        print(f"dry run with shared distances (full DAG): {shared['seconds_median']} s, {shared['total_jobs']} jobs "
+              f"({shared['jobs'].get('distances')} distances)")
     result = {"run": "MNIST FA k=1200 d=32, shard_size 100 (38,400 models)", "cores": 2, "target_seconds": 30,
-              "dry_run_fresh": fresh, "dry_run_full_dag": full,
+              "dry_run_fresh": fresh, "dry_run_full_dag": full, "dry_run_full_dag_shared_distances": shared,
               "prepare_and_partition_seconds": round(partition_seconds, 1)}
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.out}")

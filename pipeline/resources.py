@@ -83,10 +83,11 @@ def distances_mem_mb(train_bytes: int, n_test: int, pixels: int, group_samples: 
                                 + (HOG_FEATURES_PER_PIXEL + 12) * rows * pixels + 3 * 2**27 + 4 * row_group)
 
 
-def certify_distances_mem_mb(test_bytes: int, n_test: int) -> int:
-    """Certify from bucket distances: the test split, one row group of every bucket's minima (about 2**26 bytes,
-    pipeline/artifacts/distances.py) with the models' minima, float64 square roots, scores, logits and votes."""
-    return PYTHON_MB + 400 + _mb(3 * test_bytes + 10 * 2**26 + n_test * 200)
+def certify_distances_mem_mb(test_bytes: int, n_test: int, n_train: int, d: int) -> int:
+    """Certify from bucket distances: the test split, the shard and bucket-group files (every model's and
+    bucket's sample ids as Python objects), one chunk of every bucket's minima (about CERTIFY_CHUNK_MB), the
+    models' scores and votes and the certificates' temporaries (about as much again each)."""
+    return PYTHON_MB + 400 + _mb(3 * test_bytes + 4 * CERTIFY_CHUNK_MB * MB + n_train * (d + 1) * 100 + n_test * 200)
 
 
 def certify_mem_mb(test_bytes: int, n_test: int, n_models: int, n_classes: int, with_logits: bool) -> int:
@@ -188,7 +189,7 @@ def job_mem_mb(stage: str, z: dict) -> int:
         return predict_mem_mb(z["learner"], z["test_bytes"], z["n_test"], z["shard_models"], z["n_classes"],
                               model_bytes, z["max_subset"] * z["pixels"], z["work_pixels"], test_chunk_size([z["pixels"]]))
     if stage == "certify" and z["shared_distances"]:
-        return certify_distances_mem_mb(z["test_bytes"], z["n_test"])
+        return certify_distances_mem_mb(z["test_bytes"], z["n_test"], z["n_train"], z["d"])
     if stage == "certify":
         return certify_mem_mb(z["test_bytes"], z["n_test"], z["n_models"], z["n_classes"], z["roe"])
     if stage == "test_features":
