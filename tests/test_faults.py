@@ -168,10 +168,14 @@ def test_killed_predict_and_certify_jobs_heal_on_rerun(clean, raw_root, tmp_path
     assert_same_results(project, clean)
 
 
-@pytest.mark.parametrize("deleted", ["work/tiny/models/shard_0.pt", "work/tiny/predictions/shard_1.parquet",
-                                     "work/tiny/partition/shard_1.json", "data/prepared"])
-def test_deleted_files_are_rebuilt(clean, tmp_path, deleted):
+@pytest.mark.parametrize("reference, deleted", [
+    ("clean", "work/tiny/models/shard_0.pt"), ("clean", "work/tiny/predictions/shard_1.parquet"),
+    ("clean", "work/tiny/partition/shard_1.json"), ("clean", "data/prepared"),
+    ("clean_shared", "work/tiny/distances/buckets_1.parquet"), ("clean_shared", "work/tiny/distances/test_features.npz"),
+])
+def test_deleted_files_are_rebuilt(request, tmp_path, reference, deleted):
     """The issue's case 2: a plain `snakemake` rebuilds any deleted intermediate file."""
+    clean = request.getfixturevalue(reference)  # train and predict, or shared distances
     project = copy_project(clean, tmp_path / "p")
     target = project / deleted
     shutil.rmtree(target) if target.is_dir() else target.unlink()
@@ -192,22 +196,25 @@ def corrupt(path: Path) -> None:
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
 
 
-@pytest.mark.parametrize("damaged, rerun", [
-    ("work/tiny/models/shard_0.pt", "predict"),
-    ("work/tiny/predictions/shard_1.parquet", "certify"),
-    ("work/tiny/partition/shard_1.json", "certify"),
+@pytest.mark.parametrize("reference, damaged, rerun", [
+    ("clean", "work/tiny/models/shard_0.pt", "predict"),
+    ("clean", "work/tiny/predictions/shard_1.parquet", "certify"),
+    ("clean", "work/tiny/partition/shard_1.json", "certify"),
+    ("clean_shared", "work/tiny/distances/buckets_1.parquet", "certify"),
+    ("clean_shared", "work/tiny/distances/test_features.npz", "distances"),
 ])
-def test_corrupt_files_give_the_same_results_or_one_clear_message(clean, tmp_path, damaged, rerun):
+def test_corrupt_files_give_the_same_results_or_one_clear_message(request, tmp_path, reference, damaged, rerun):
+    clean = request.getfixturevalue(reference)  # train and predict, or shared distances
     project = copy_project(clean, tmp_path / "p")
     corrupt(project / damaged)
     # Nothing looks out of date: the results (computed before the damage) stay as they were.
     snakemake(project)
     assert_same_results(project, clean, only=RESULTS)
-    # A job that reads the damaged file refuses it with one clear message ...
+    # A job that reads the damaged file refuses it with one clear message (the same in every job that reads it) ...
     result = snakemake(project, "--forcerun", rerun, check=False)
     log = "".join(p.read_text() for p in project.glob("logs/**/*.log") if "error:" in p.read_text())
     assert result.returncode != 0, "a damaged file was used"
-    errors = [line for line in log.splitlines() if line.startswith("error: ")]
+    errors = sorted({line for line in log.splitlines() if line.startswith("error: ")})
     assert len(errors) == 1 and damaged.rsplit("/", 1)[-1] in errors[0], log
     assert "Traceback" not in log
     assert "delete it and run snakemake again" in errors[0]
@@ -258,39 +265,6 @@ def test_killed_test_features_and_certify_jobs_heal_on_rerun(clean_shared, raw_r
     assert not (project / "work/tiny/distances/test_features.npz").exists()
     run_and_kill(project, "certify")
     assert not (project / "work/tiny/certificates.parquet").exists()
-    snakemake(project)
-    assert_same_results(project, clean_shared)
-
-
-@pytest.mark.parametrize("deleted", ["work/tiny/distances/buckets_1.parquet", "work/tiny/distances/test_features.npz",
-                                     "work/tiny/partition/buckets_0.json"])
-def test_deleted_distance_files_are_rebuilt(clean_shared, tmp_path, deleted):
-    project = copy_project(clean_shared, tmp_path / "p")
-    (project / deleted).unlink()
-    assert "Nothing to be done" not in snakemake(project, "-n").stdout
-    snakemake(project)
-    assert (project / deleted).exists()
-    assert_same_results(project, clean_shared)
-    assert "Nothing to be done" in snakemake(project, "-n").stdout
-
-
-@pytest.mark.parametrize("damaged, rerun", [
-    ("work/tiny/distances/buckets_1.parquet", "certify"),
-    ("work/tiny/distances/test_features.npz", "distances"),
-    ("work/tiny/partition/buckets_0.json", "certify"),
-])
-def test_corrupt_distance_files_give_one_clear_message(clean_shared, tmp_path, damaged, rerun):
-    project = copy_project(clean_shared, tmp_path / "p")
-    corrupt(project / damaged)
-    snakemake(project)
-    assert_same_results(project, clean_shared, only=RESULTS)
-    result = snakemake(project, "--forcerun", rerun, check=False)
-    log = "".join(p.read_text() for p in project.glob("logs/**/*.log") if "error:" in p.read_text())
-    assert result.returncode != 0, "a damaged file was used"
-    errors = {line for line in log.splitlines() if line.startswith("error: ")}
-    assert len(errors) == 1 and damaged.rsplit("/", 1)[-1] in errors.pop(), log
-    assert "Traceback" not in log and "delete it and run snakemake again" in log
-    (project / damaged).unlink()
     snakemake(project)
     assert_same_results(project, clean_shared)
 

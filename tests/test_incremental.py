@@ -57,9 +57,9 @@ def edit_and_rerun(project, params, n_edits, d=1):
     return jobs
 
 
-@pytest.mark.parametrize("shared", [True, False], ids=["shared_distances", "per_model"])
-def test_deleting_and_inserting_samples_retrains_only_changed_shards(tmp_path, mnist_raw_dir, mnist_prepared, shared):
-    params = tiny_params(mnist_raw_dir.parent, k=30, shard_size=6, shared_distances=shared)  # 5 shards of 6 models
+def test_deleting_and_inserting_samples_recomputes_only_changed_bucket_groups(tmp_path, mnist_raw_dir, mnist_prepared):
+    """Shared distances (the per-model path's edits: the FA test below and tests/test_faults.py)."""
+    params = tiny_params(mnist_raw_dir.parent, k=30, shard_size=6)  # 5 bucket groups of 6 buckets
     project = make_project(tmp_path / "edited", params)
     snakemake(project)
     assert json.loads((project / "metrics/tiny.json").read_text())["n_train"] == 2000

@@ -173,3 +173,22 @@ def test_distances_refuse_training_data_changed_behind_the_partition(mnist_prepa
         bucket_distances(groups[0], tmp_path / "train.npz", None, tmp_path / "r/distances/test_features.npz", "hog_nn",
                          {}, "cpu", 1, out)
     assert not out.exists()
+
+
+def test_damaged_bucket_group_files_are_refused(mnist_prepared, mnist_train, tmp_path):
+    """A bucket-group file whose content no longer matches its self-digest is refused by the distances step and by
+    certify, with the fix."""
+    from pipeline.artifacts.partition_files import read_bucket_group
+
+    images, labels, _ = mnist_train
+    _, _, _, groups = run_both_paths(tmp_path / "r", mnist_prepared, "dpa", 8, 1, 1, images[:300], labels[:300])
+    group = json.loads(groups[0].read_text())
+    group["buckets"][0]["sample_ids"] = group["buckets"][0]["sample_ids"][1:]  # one sample dropped by hand
+    groups[0].write_text(json.dumps(group))
+    with pytest.raises(PipelineError, match="damaged bucket-group file .*delete it and run snakemake again"):
+        read_bucket_group(groups[0])
+    out = tmp_path / "d.parquet"
+    with pytest.raises(PipelineError, match="damaged bucket-group file"):
+        bucket_distances(groups[0], mnist_prepared / "train.npz", None, tmp_path / "r/distances/test_features.npz",
+                         "hog_nn", {}, "cpu", 1, out)
+    assert not out.exists()

@@ -36,20 +36,4 @@ def norm_bound(params: dict) -> float:
     return len(params["cells"]) / (params["block"] ** 2 * params["orientations"])
 
 
-def quantisation_scale(params: dict, n_features: int) -> float:
-    return nn.quantisation_scale(norm_bound(params), n_features, NAME)
-
-
-def embed_test(images: np.ndarray, params: dict):
-    """Test images as exact-integer features: (float32[N, D], scale)."""
-    return nn.embed_test(feature_map, norm_bound(params), NAME, images, params)
-
-
-def embed_train(images: np.ndarray, labels: np.ndarray, params: dict, scale: float):
-    """Training images with their rotated copies as exact-integer features (nearest_neighbour.embed_train)."""
-    return nn.embed_train(feature_map, images, labels, params, scale)
-
-
-def predict(states, images, n_classes, params, device):
-    """Scores float32[n_models, n_test, n_classes], every model on its own (nearest_neighbour.predict)."""
-    return nn.predict(embed_test, embed_train, states, images, n_classes, params, device)
+quantisation_scale, embed_test, embed_train, predict = nn.bound(NAME, feature_map, norm_bound)

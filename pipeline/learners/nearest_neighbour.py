@@ -106,3 +106,26 @@ def predict(embed_test_fn, embed_train_fn, states, images, n_classes, params, de
         min_sq = bucket_minima(test, torch.from_numpy(train_q).to(device), own_labels, one_bucket, 1, n_classes)
         out[m] = scores_from_min_sq(min_sq[:, 0], scale)
     return out
+
+
+def bound(name: str, feature_map, norm_bound):
+    """The learner interface's functions for one feature map (``feature_map(images, params) -> float64[N, D]``,
+    images already deskewed where asked; ``norm_bound(params)``: a bound of ||f||^2):
+    (quantisation_scale, embed_test, embed_train, predict)."""
+
+    def quantisation_scale_of(params: dict, n_features: int) -> float:
+        return quantisation_scale(norm_bound(params), n_features, name)
+
+    def embed_test_of(images: np.ndarray, params: dict):
+        """Test images as exact-integer features: (float32[N, D], scale)."""
+        return embed_test(feature_map, norm_bound(params), name, images, params)
+
+    def embed_train_of(images: np.ndarray, labels: np.ndarray, params: dict, scale: float):
+        """Training images with their rotated copies as exact-integer features (see embed_train)."""
+        return embed_train(feature_map, images, labels, params, scale)
+
+    def predict_of(states, images, n_classes, params, device):
+        """Scores float32[n_models, n_test, n_classes], every model on its own (see predict)."""
+        return predict(embed_test_of, embed_train_of, states, images, n_classes, params, device)
+
+    return quantisation_scale_of, embed_test_of, embed_train_of, predict_of
