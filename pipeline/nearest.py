@@ -40,37 +40,25 @@ def bucket_minima(test, train, train_labels, train_buckets, n_buckets: int, n_cl
     return out.reshape(len(test), n_buckets, n_classes).cpu().numpy()
 
 
-def rotation(rows: np.ndarray, n: int):
-    """s if rows == (arange(len(rows)) - s) mod n for one s (FA's layout: model i <- bucket (i - s_j) mod K, and
-    DPA's with s = 0), else None."""
-    if len(rows) != n or n == 0:
-        return None
-    s = int((0 - rows[0]) % n)
-    return s if np.array_equal(rows, (np.arange(n) - s) % n) else None
-
-
-def model_minima(minima: np.ndarray, model_rows: np.ndarray, models: slice | None = None) -> np.ndarray:
+def model_minima(minima: np.ndarray, model_rows: np.ndarray, models: slice | None = None,
+                 offsets=None) -> np.ndarray:
     """Each model's minima: the elementwise minimum over its buckets. float32[n_test, n_models, C].
 
     minima float32[n_test, n_b, C] (bucket_minima of every bucket, in bucket order); model_rows
     int64[n_models, d]: the index in ``minima``'s bucket axis of each of the model's d buckets; ``models``:
-    only these models (all when None). A column that rotates the buckets (FA, DPA) is read as (at most two)
-    slices rather than gathered.
+    only these models (all when None). ``offsets``: the layout's circulant offsets s_j when model i trains on
+    buckets (i - s_j) mod n_b (FA's layout, DPA's with s = 0; certify.buckets.circulant_offsets), read as (at
+    most two) slices per offset; None: the buckets are gathered.
     """
     n_b = minima.shape[1]
-    models = models or slice(0, len(model_rows))
-    ids = np.arange(len(model_rows))[models]
-    out = None
-    for j in range(model_rows.shape[1]):
-        s = rotation(model_rows[:, j], n_b)
-        if s is None or len(ids) == 0:
-            part = minima[:, model_rows[ids, j]]
-        else:  # models lo..hi-1 read buckets (lo - s) .. (hi - 1 - s) mod n_b
-            lo, n = (ids[0] - s) % n_b, len(ids)
-            part = minima[:, lo:lo + n] if lo + n <= n_b else np.concatenate(
-                [minima[:, lo:], minima[:, :lo + n - n_b]], axis=1)
-        if out is None:
-            out = np.array(part, copy=True)
-        else:
-            np.minimum(out, part, out=out)
+    ids = np.arange(len(model_rows))[models or slice(0, len(model_rows))]
+    if offsets is None or len(ids) == 0:
+        parts = (minima[:, model_rows[ids, j]] for j in range(model_rows.shape[1]))
+    else:  # models lo..hi-1 read buckets (lo - s) .. (hi - 1 - s) mod n_b
+        starts = ((ids[0] - int(s)) % n_b for s in offsets)
+        parts = (minima[:, lo:lo + len(ids)] if lo + len(ids) <= n_b else np.concatenate(
+            [minima[:, lo:], minima[:, :lo + len(ids) - n_b]], axis=1) for lo in starts)
+    out = np.array(next(parts), copy=True)
+    for part in parts:
+        np.minimum(out, part, out=out)
     return out

@@ -48,6 +48,11 @@ except PipelineError as err:
     raise ValueError(str(err)) from None
 
 RUNS = config["runs"]
+# per-shard files of a run (shard_files fills in run and shard; a bucket group per shard)
+MODELS = "work/{run}/models/shard_{shard}.pt"
+PREDICTIONS = "work/{run}/predictions/shard_{shard}.parquet"
+BUCKET_GROUPS = "work/{run}/partition/buckets_{shard}.json"
+DISTANCES = "work/{run}/distances/buckets_{shard}.parquet"
 PREPARED = config["data"]["prepared_dir"]
 RAW = config["data"]["raw_dir"]
 
@@ -114,12 +119,12 @@ def scores_inputs(w):
     a missing checkpoint is rebuilt, and its shard re-predicted, whenever certify has to run)."""
     if shared_distances(w.run):
         return after_partition(w.run, {
-            "distances": shard_files(w.run, "work/{run}/distances/buckets_{shard}.parquet"),
-            "groups": shard_files(w.run, "work/{run}/partition/buckets_{shard}.json"),
+            "distances": shard_files(w.run, DISTANCES),
+            "groups": shard_files(w.run, BUCKET_GROUPS),
         })
     return after_partition(w.run, {
-        "predictions": shard_files(w.run, "work/{run}/predictions/shard_{shard}.parquet"),
-        "models": shard_files(w.run, "work/{run}/models/shard_{shard}.pt"),
+        "predictions": shard_files(w.run, PREDICTIONS),
+        "models": shard_files(w.run, MODELS),
     })
 
 
@@ -127,9 +132,8 @@ def scores_args(w):
     """certify's arguments naming its score inputs (the files of scores_inputs, known from the config alone)."""
     files = lambda pattern: " ".join(shlex.quote(p) for p in shard_files(w.run, pattern))  # noqa: E731
     if shared_distances(w.run):
-        return (f"--distances {files('work/{run}/distances/buckets_{shard}.parquet')}"
-                f" --bucket-groups {files('work/{run}/partition/buckets_{shard}.json')}")
-    return f"--predictions {files('work/{run}/predictions/shard_{shard}.parquet')}"
+        return f"--distances {files(DISTANCES)} --bucket-groups {files(BUCKET_GROUPS)}"
+    return f"--predictions {files(PREDICTIONS)}"
 
 
 def train_inputs(w):
@@ -220,7 +224,7 @@ def intermediate_outputs():
         outs += [prepared(cfg["dataset"], split) for split in ("train", "test")]
         outs += [f"work/{run}/partition/assignment.parquet", f"work/{run}/partition/inserted.npz"]
         outs += shard_files(run, "work/{run}/partition/shard_{shard}.json")
-        outs += shard_files(run, "work/{run}/partition/buckets_{shard}.json")  # one bucket group per shard
+        outs += shard_files(run, BUCKET_GROUPS)
         if shared_distances(run):
             outs.append(f"work/{run}/distances/test_features.npz")
     return sorted(set(outs))
@@ -229,8 +233,7 @@ def intermediate_outputs():
 def trained_outputs(wildcards):
     """Every run's checkpoints and predictions, or bucket distances (once its partition is complete), as targets
     of `rule all`."""
-    patterns = {True: ["work/{run}/distances/buckets_{shard}.parquet"],
-                False: ["work/{run}/models/shard_{shard}.pt", "work/{run}/predictions/shard_{shard}.parquet"]}
+    patterns = {True: [DISTANCES], False: [MODELS, PREDICTIONS]}
     return [path for run in RUNS for pattern in patterns[shared_distances(run)]
             for path in after_partition(run, shard_files(run, pattern))]
 

@@ -18,7 +18,7 @@ for _run, _cfg in RUNS.items():
             assignment=f"work/{_run}/partition/assignment.parquet",
             inserted=f"work/{_run}/partition/inserted.npz",
             shards=shard_files(_run, "work/{run}/partition/shard_{shard}.json"),
-            groups=shard_files(_run, "work/{run}/partition/buckets_{shard}.json"),  # buckets in groups of shard_size
+            groups=shard_files(_run, BUCKET_GROUPS),  # buckets in groups of shard_size
         params:
             method=_cfg["method"],
             k=_cfg["k"],

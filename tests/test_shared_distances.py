@@ -45,12 +45,16 @@ def test_bucket_minima_are_brute_force_minima():
 @pytest.mark.parametrize("method,k,d", [("fa", 7, 3), ("dpa", 9, 1), ("fa", 5, 4)])
 def test_model_minima_over_model_slices_equal_the_plain_gather(method, k, d):
     """FA's rotations (and DPA's identity) are read as slices, for any range of models: the same as gathering."""
+    from pipeline.certify.buckets import bucket_feeds, circulant_offsets
     from pipeline.partition import model_buckets
 
     rows = model_buckets(method, k, d)
     minima = np.random.default_rng(1).integers(0, 100, (6, k * d, 3)).astype(np.float32)
     expected = minima[:, rows].min(axis=2)
+    offsets = circulant_offsets(bucket_feeds(rows))
+    assert offsets is not None  # the slices path is the one under test
     for models in (slice(0, k * d), slice(2, k * d - 1), slice(k * d - 3, k * d), slice(4, 4)):
+        assert np.array_equal(model_minima(minima, rows, models, offsets), expected[:, models])
         assert np.array_equal(model_minima(minima, rows, models), expected[:, models])
 
 
@@ -94,9 +98,8 @@ def test_shared_distances_give_each_models_own_scores_and_certificates(mnist_pre
     from pipeline.learners import hog_nn
 
     _, models, buckets, _ = read_layout(shard_paths)
-    scale = json.loads(pq.read_schema(distances[0]).metadata[b"pipeline.provenance"])["scale"]
     per_model = list(prediction_chunks(predictions, N_TEST, len(models), 10, True))
-    shared = list(distance_chunks(distances, buckets, N_TEST, 10, hog_nn, scale, versions))
+    shared = list(distance_chunks(distances, buckets, N_TEST, 10, hog_nn, versions))
     votes_a = np.concatenate([c[2] for c in per_model])
     votes_b = np.concatenate([c[2] for c in shared])
     logits_a = np.concatenate([c[3] for c in per_model])

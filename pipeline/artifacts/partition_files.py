@@ -60,26 +60,26 @@ def write_partition(out_dir, assignment: dict, shards: list[dict], groups: list[
     return changed
 
 
-def read_shard(path) -> dict:
-    """A shard file, checked against the digest it carries of its own content."""
+def read_self_digested(path, what: str) -> dict:
+    """A partition JSON file (``what``: "shard file", "bucket-group file"), checked against the digest it
+    carries of its own content."""
     try:
-        shard = json.loads(Path(path).read_text())
+        content = json.loads(Path(path).read_text())
     except (OSError, ValueError) as err:
-        raise PipelineError(f"{path}: unreadable shard file ({err}); {REWRITE}") from None
-    if not isinstance(shard, dict) or not has_valid_self_digest(shard):
-        raise PipelineError(f"{path}: damaged shard file (its content does not match its SHA-256); {REWRITE}")
-    return shard
+        raise PipelineError(f"{path}: unreadable {what} ({err}); {REWRITE}") from None
+    if not isinstance(content, dict) or not has_valid_self_digest(content):
+        raise PipelineError(f"{path}: damaged {what} (its content does not match its SHA-256); {REWRITE}")
+    return content
+
+
+def read_shard(path) -> dict:
+    """A shard file, checked against its self-digest."""
+    return read_self_digested(path, "shard file")
 
 
 def read_bucket_group(path) -> dict:
-    """A bucket-group file, checked against the digest it carries of its own content."""
-    try:
-        group = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as err:
-        raise PipelineError(f"{path}: unreadable bucket-group file ({err}); {REWRITE}") from None
-    if not isinstance(group, dict) or not has_valid_self_digest(group):
-        raise PipelineError(f"{path}: damaged bucket-group file (its content does not match its SHA-256); {REWRITE}")
-    return group
+    """A bucket-group file, checked against its self-digest."""
+    return read_self_digested(path, "bucket-group file")
 
 
 def read_layout(shard_paths):

@@ -9,7 +9,7 @@ docs/design.md#determinism and nearest_neighbour.quantisation_scale.
 import numpy as np
 
 from . import nearest_neighbour as nn
-from .features import deskew, multi_hog
+from .features import multi_hog
 from .specs import SPECS
 
 DEFAULTS = SPECS["hog_nn"]["defaults"]  # parameters and defaults: pipeline/learners/specs.py
@@ -25,15 +25,10 @@ def feature_map(images: np.ndarray, params: dict) -> np.ndarray:
     return multi_hog(images, tuple(params["cells"]), params["orientations"], params["block"])
 
 
-def features(images: np.ndarray, params: dict) -> np.ndarray:
-    """HOG of (deskewed) images: float64[N, D]."""
-    return feature_map(deskew(images) if params["deskew"] else images, params)
-
-
 def norm_bound(params: dict) -> float:
     """Bound of ||f||^2: each HOG scale's part has squared norm <= 1 / (block**2 * orientations) (L2-normalised
     blocks, see features.multi_hog)."""
     return len(params["cells"]) / (params["block"] ** 2 * params["orientations"])
 
 
-quantisation_scale, embed_test, embed_train, predict = nn.bound(NAME, feature_map, norm_bound)
+features, quantisation_scale, embed_test, embed_train, predict = nn.bound(NAME, feature_map, norm_bound)

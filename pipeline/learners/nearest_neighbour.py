@@ -53,9 +53,14 @@ def augmented(images: np.ndarray, labels: np.ndarray, params: dict):
     return np.concatenate(copies), np.tile(labels, len(copies))
 
 
+def features(feature_map, images: np.ndarray, params: dict) -> np.ndarray:
+    """``feature_map`` of the images, deskewed first if asked: float64[N, D]."""
+    return feature_map(deskew(images) if params["deskew"] else images, params)
+
+
 def embed_test(feature_map, norm_bound: float, learner: str, images: np.ndarray, params: dict):
     """Test images (deskewed if asked) as exact-integer features: (float32[N, D], scale)."""
-    feats = chunked(lambda x: feature_map(deskew(x) if params["deskew"] else x, params), images)
+    feats = chunked(lambda x: features(feature_map, x, params), images)
     scale = quantisation_scale(norm_bound, feats.shape[1], learner)
     return np.rint(feats * scale).astype(np.float32), scale
 
@@ -111,7 +116,11 @@ def predict(embed_test_fn, embed_train_fn, states, images, n_classes, params, de
 def bound(name: str, feature_map, norm_bound):
     """The learner interface's functions for one feature map (``feature_map(images, params) -> float64[N, D]``,
     images already deskewed where asked; ``norm_bound(params)``: a bound of ||f||^2):
-    (quantisation_scale, embed_test, embed_train, predict)."""
+    (features, quantisation_scale, embed_test, embed_train, predict)."""
+
+    def features_of(images: np.ndarray, params: dict) -> np.ndarray:
+        """Features of (deskewed) images: float64[N, D]."""
+        return features(feature_map, images, params)
 
     def quantisation_scale_of(params: dict, n_features: int) -> float:
         return quantisation_scale(norm_bound(params), n_features, name)
@@ -128,4 +137,4 @@ def bound(name: str, feature_map, norm_bound):
         """Scores float32[n_models, n_test, n_classes], every model on its own (see predict)."""
         return predict(embed_test_of, embed_train_of, states, images, n_classes, params, device)
 
-    return quantisation_scale_of, embed_test_of, embed_train_of, predict_of
+    return features_of, quantisation_scale_of, embed_test_of, embed_train_of, predict_of

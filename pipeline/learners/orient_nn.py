@@ -11,7 +11,7 @@ against HOG's 2349). Exact arithmetic: docs/design.md#determinism and nearest_ne
 import numpy as np
 
 from . import nearest_neighbour as nn
-from .features import deskew, orientation_pooling
+from .features import orientation_pooling
 from .specs import SPECS
 
 DEFAULTS = SPECS["orient_nn"]["defaults"]  # parameters and defaults: pipeline/learners/specs.py
@@ -28,14 +28,9 @@ def feature_map(images: np.ndarray, params: dict) -> np.ndarray:
                                params["sigma"])
 
 
-def features(images: np.ndarray, params: dict) -> np.ndarray:
-    """Pooled orientation maps of (deskewed) images: float64[N, D]."""
-    return feature_map(deskew(images) if params["deskew"] else images, params)
-
-
 def norm_bound(params: dict) -> float:
     """Bound of ||f||^2: every cell's vector has squared norm < 1 and there are grid**2 cells, divided by grid."""
     return 1.0
 
 
-quantisation_scale, embed_test, embed_train, predict = nn.bound(NAME, feature_map, norm_bound)
+features, quantisation_scale, embed_test, embed_train, predict = nn.bound(NAME, feature_map, norm_bound)

@@ -21,7 +21,7 @@ from ..artifacts.predictions import load_chunk, read_record
 from ..artifacts.splits import load_test_subset, test_digests
 from ..atomic import check_folder
 from ..certify import METHODS, label_of, needs_feed, needs_logits
-from ..certify.buckets import bucket_feeds, map_chunks
+from ..certify.buckets import bucket_feeds, circulant_offsets, map_chunks
 from ..certify.figures import certified_accuracy, curve, median_radius
 from ..certify.votes import votes_from_logits
 from ..errors import PipelineError
@@ -42,32 +42,33 @@ def prediction_chunks(prediction_paths, n_test, n_models, n_classes, with_logits
 SCORE_BLOCK_BYTES = 2**20  # minima of the models scored at once by one thread
 
 
-def distance_chunks(distance_paths, model_buckets, n_test, n_classes, learner, scale, versions):
+def distance_chunks(distance_paths, model_buckets, n_test, n_classes, learner, versions):
     """(start, stop, votes, logits) of nearest-neighbour models from bucket-distance files (in bucket order), a
     few row groups at a time (about CERTIFY_CHUNK_MB of minima): each model's scores from the minimum over its
     buckets (model_buckets int64[n_models, d]), computed for slices of models on all cores; a DPA* model's
     scores summed over its versions as the predict step sums them."""
     files = [open_bucket_minima(p) for p in distance_paths]
     records = [read_bucket_record(p) for p in distance_paths]
-    step = records[0]["row_group_tests"]
+    step, scale = records[0]["row_group_tests"], records[0]["scale"]  # the same in every file (checked_distances)
     n_groups = -(-n_test // step)
     for path, f in zip(distance_paths, files):
         if f.metadata.num_row_groups != n_groups:
             raise PipelineError(f"{path}: {f.metadata.num_row_groups} row groups, expected {n_groups}; delete it "
                                 "and run snakemake again (it recomputes the distances)")
     n_models = len(model_buckets)
+    offsets = circulant_offsets(bucket_feeds(model_buckets))  # FA's (and DPA's) buckets: read as slices
+    file_starts = np.cumsum([0] + [len(r["buckets"]) for r in records])  # first bucket of every file
     per_group = max(1, CERTIFY_CHUNK_MB * MB // max(1, 4 * step * n_classes * n_models))
     for first in range(0, n_groups, per_group):
         groups = range(first, min(first + per_group, n_groups))
 
         rows = [min(i * step + step, n_test) - i * step for i in groups]
-        offsets = np.cumsum([0] + [len(r["buckets"]) for r in records])  # first bucket of every file
-        minima = np.empty((sum(rows), offsets[-1], n_classes), dtype=np.float32)  # [tests, buckets, C]
+        minima = np.empty((sum(rows), file_starts[-1], n_classes), dtype=np.float32)  # [tests, buckets, C]
 
         def read(file_index: slice):  # every row group of the chunk from some of the files, into minima
             for j in range(len(files))[file_index]:
                 for i, top in zip(groups, np.cumsum([0] + rows)):
-                    minima[top:top + rows[i - first], offsets[j]:offsets[j + 1]] = read_row_group(
+                    minima[top:top + rows[i - first], file_starts[j]:file_starts[j + 1]] = read_row_group(
                         files[j], distance_paths[j], i, i * step, len(records[j]["buckets"]), n_classes)
 
         map_chunks(read, len(files), 1)
@@ -79,7 +80,7 @@ def distance_chunks(distance_paths, model_buckets, n_test, n_classes, learner, s
         def scores(models: slice):
             for lo in range(models.start, models.stop, block):
                 sub = slice(lo, min(lo + block, models.stop))
-                s = learner.scores_from_min_sq(model_minima(minima, model_buckets, sub), scale)  # [n, models, C]
+                s = learner.scores_from_min_sq(model_minima(minima, model_buckets, sub, offsets), scale)  # [n, sub, C]
                 if versions > 1:  # identical versions (a nearest-neighbour model has no seed), summed as predict does
                     s = np.repeat(s[:, :, None], versions, axis=2).sum(axis=2, dtype=np.float32)
                 logits[:, sub] = s
@@ -206,8 +207,7 @@ def certify_run(run, dataset, prediction_paths, shard_paths, test_path, test_lim
     versions = shards[0].get("versions", 1)
     if distance_paths:
         origin = checked_distances(distance_paths, group_paths, models, buckets, spec, test)
-        scale = read_bucket_record(distance_paths[0])["scale"]
-        chunks = distance_chunks(distance_paths, buckets, len(labels), len(class_names), learners.get(learner), scale,
+        chunks = distance_chunks(distance_paths, buckets, len(labels), len(class_names), learners.get(learner),
                                  versions)
     else:
         origin = checked_provenance(prediction_paths, shard_paths, shards, spec, test, needs_logits(methods))

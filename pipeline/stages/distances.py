@@ -70,6 +70,10 @@ def bucket_distances(group_path, train_path, inserted_path, features_path, learn
     torch.set_num_threads(max(1, threads))
     learner, params, spec = learner_and_spec(learner_name, learner_params)
     group = read_bucket_group(group_path)
+    first = group["buckets"][0]["bucket"] if group["buckets"] else 0
+    if [b["bucket"] for b in group["buckets"]] != list(range(first, first + len(group["buckets"]))):
+        raise PipelineError(f"{group_path}: its buckets are not consecutive ids; re-run the partition step "
+                            "(snakemake --forcerun partition_<run>)")
     test_q, record = load_test_features(features_path)
     fix = f"delete {features_path} and run snakemake again"
     provenance.check_learner(features_path, record["learner"], spec, fix)
@@ -80,10 +84,6 @@ def bucket_distances(group_path, train_path, inserted_path, features_path, learn
     if train_q.shape[1:] != test_q.shape[1:]:
         raise PipelineError(f"{features_path}: {test_q.shape[1]} features per test sample, {train_q.shape[1]} per "
                             f"training sample of {group_path}: not the same dataset; {fix}")
-    first = group["buckets"][0]["bucket"] if group["buckets"] else 0
-    if [b["bucket"] for b in group["buckets"]] != list(range(first, first + len(group["buckets"]))):
-        raise PipelineError(f"{group_path}: its buckets are not consecutive ids; re-run the partition step "
-                            "(snakemake --forcerun partition_<run>)")
     local = bucket[rows] - first  # bucket of every (augmented) training row, as 0..n_b-1
     dev = learners.pick_device(device)
     train = torch.from_numpy(train_q).to(dev)
@@ -100,8 +100,8 @@ def bucket_distances(group_path, train_path, inserted_path, features_path, learn
         for start in bar(range(0, len(test_q), block), desc=f"distances group {group['group']}"):
             test = torch.from_numpy(test_q[start:start + block]).to(dev)
             minima = bucket_minima(test, train, train_labels, local, len(group["buckets"]), n_classes)
-            for first in range(0, minima.shape[0], step):
-                yield start + first, minima[first:first + step]
+            for offset in range(0, minima.shape[0], step):
+                yield start + offset, minima[offset:offset + step]
 
     write_bucket_minima(out, out_record, chunks())
     return (f"bucket_distances: group {group['group']}, {len(group['buckets'])} buckets, {len(y)} samples "
