@@ -1,6 +1,7 @@
 # Certified defenses against training-data poisoning by aggregation.
 # Stages: prepare -> partition -> train -> predict -> certify -> report (one rule file each in rules/);
-# nearest-neighbour learners: prepare -> partition -> distances -> certify -> report (rules/distances.smk).
+# nearest-neighbour learners: prepare -> partition -> distances -> certify -> report (rules/distances.smk);
+# runs with attacks: certify -> attack -> attack_summary (rules/attack.smk).
 # All logic lives in the `pipeline` package; every rule calls `python -m pipeline <stage>`.
 
 from snakemake.utils import min_version
@@ -8,6 +9,7 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
+import re
 import sys
 
 sys.path.insert(0, workflow.basedir)  # the pipeline package next to this workflow
@@ -30,7 +32,8 @@ include: "rules/common.smk"
 
 
 wildcard_constraints:
-    run="[A-Za-z0-9][A-Za-z0-9_.-]*",
+    run="|".join(re.escape(r) for r in sorted(RUNS, key=len, reverse=True)),  # the configured runs only
+    attack="targeted|label_flip|backdoor",
     shard=r"\d+",
     group=r"\d+",
     dataset="[a-z0-9_]+",
@@ -44,6 +47,7 @@ include: "rules/predict.smk"
 include: "rules/distances.smk"
 include: "rules/certify.smk"
 include: "rules/report.smk"
+include: "rules/attack.smk"
 
 
 rule all:

@@ -97,10 +97,26 @@ def cmd_certify(a):
                                    f"{m['median_radius'][k]}" for k, v in m["clean_accuracy"].items()))
 
 
+def cmd_attack(a):
+    from .stages.attack import attack_run
+
+    print(attack_run(a.run, a.attack, a.settings, a.seed, a.radii, a.distances, a.bucket_groups, a.shards,
+                     a.certificates, a.test_features, a.test, a.train, a.inserted, a.learner, a.learner_params,
+                     a.test_limit, a.device, a.threads, a.result, a.edits))
+
+
+def cmd_attack_summary(a):
+    from .stages.attack import attack_summary
+
+    m = attack_summary(a.run, a.results, a.metrics, a.curve, a.plot)
+    print(f"{a.run}: attacks {', '.join(m['attacks'])}: "
+          f"{sum(e['certificates_checked'] for e in m['attacks'].values())} certified predictions checked, none beaten")
+
+
 def cmd_report(a):
     from .stages.report import write_report
 
-    print(write_report(a.metrics, a.plots, a.out_dir), end="")
+    print(write_report(a.metrics, a.plots, a.out_dir, a.attacks), end="")
 
 
 def _add_compute_args(s, out_help: str) -> None:
@@ -214,9 +230,44 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--plot", required=True, help="output curve PNG")
     s.set_defaults(func=cmd_certify)
 
+    s = sub.add_parser("attack", help="one family of empirical poisoning attacks on a run, every budget; checks the "
+                                      "attacked ensembles against the certificates (docs/attacks.md)")
+    s.add_argument("--run", required=True, help="run name")
+    s.add_argument("--attack", required=True, choices=["targeted", "label_flip", "backdoor"], help="attack family")
+    s.add_argument("--settings", type=_json_object, required=True,
+                   help="the family's settings (runs.<run>.attacks.<attack> in params.yaml) as a JSON object")
+    s.add_argument("--seed", type=int, default=0, help="seed of the targets, flipped samples and carriers drawn")
+    s.add_argument("--radii", type=int, nargs="+", required=True, help="budgets of the targeted attack's table")
+    s.add_argument("--distances", nargs="+", required=True, help="every bucket group's distances file")
+    s.add_argument("--bucket-groups", nargs="+", required=True, help="every bucket-group file, in the same order")
+    s.add_argument("--shards", nargs="+", required=True, help="every shard file of the run")
+    s.add_argument("--certificates", required=True, help="the run's certificates.parquet")
+    s.add_argument("--test-features", required=True, help="the run's test_features.npz")
+    s.add_argument("--test", required=True, help="prepared test.npz")
+    s.add_argument("--test-limit", type=_limit, default=None, help="the run's test_limit")
+    s.add_argument("--train", required=True, help="prepared train.npz")
+    s.add_argument("--inserted", required=True, help="inserted.npz from the partition step")
+    s.add_argument("--learner", required=True, help="learner name (a nearest-neighbour learner: orient_nn or hog_nn)")
+    s.add_argument("--learner-params", type=_json_object, default={}, help="learner parameters as a JSON object")
+    s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto: GPU when present")
+    s.add_argument("--threads", type=_positive, default=1, help="CPU threads for torch")
+    s.add_argument("--result", required=True, help="output result JSON")
+    s.add_argument("--edits", required=True,
+                   help="output folder of the attacks' edits (insertion files and exclusion lists a run can name)")
+    s.set_defaults(func=cmd_attack)
+
+    s = sub.add_parser("attack-summary", help="a run's attack results as metrics JSON, CSV and plot")
+    s.add_argument("--run", required=True, help="run name")
+    s.add_argument("--results", nargs="+", required=True, help="result JSON of every attack family")
+    s.add_argument("--metrics", required=True, help="output metrics JSON")
+    s.add_argument("--curve", required=True, help="output CSV (one column per curve, one row per budget)")
+    s.add_argument("--plot", required=True, help="output PNG")
+    s.set_defaults(func=cmd_attack_summary)
+
     s = sub.add_parser("report", help="table of all runs (printed, text and HTML)")
     s.add_argument("--metrics", nargs="+", required=True, help="metrics JSON of every run")
-    s.add_argument("--plots", nargs="*", default=[], help="curve PNGs to embed")
+    s.add_argument("--plots", nargs="*", default=[], help="curve PNGs (and attack figures) to embed")
+    s.add_argument("--attacks", nargs="*", default=[], help="attack summaries (metrics/<run>_attacks.json) to list")
     s.add_argument("--out-dir", required=True, help="folder for summary.txt and index.html")
     s.set_defaults(func=cmd_report)
     return p

@@ -40,6 +40,9 @@ def validate(params: dict, source: str = "params.yaml") -> dict:
         if spec["format"] == "imagenet64" and spec["channels"] != 3:
             raise PipelineError(f"{where}.channels: ImageNet64 images are RGB, use 3")
     for name, run in params["runs"].items():
+        if name.endswith("_attacks"):
+            raise PipelineError(f"{source}: runs.{name}: a run name may not end in _attacks (metrics/<run>_attacks.json "
+                                "holds a run's attack results); rename the run")
         if run["dataset"] not in DATASETS and run["dataset"] not in params["datasets"]:
             raise PipelineError(f"{source}: runs.{name}.dataset: {run['dataset']!r} is neither a built-in dataset "
                                 f"({', '.join(DATASETS)}) nor declared under datasets:")
@@ -47,6 +50,13 @@ def validate(params: dict, source: str = "params.yaml") -> dict:
             raise PipelineError(f"{source}: runs.{name}.d: must be 1 for method dpa (d is FA's spreading degree)")
         if run["versions"] > 1 and run["method"] != "dpa":
             raise PipelineError(f"{source}: runs.{name}.versions: DPA* (versions > 1) applies to method dpa only")
+        if run.get("attacks") is not None:
+            from .learners import is_decomposable
+
+            if not is_decomposable(run["learner"]["name"]) or not run.get("shared_distances", True):
+                raise PipelineError(f"{source}: runs.{name}.attacks: the attack stage evaluates attacked ensembles from "
+                                    "shared nearest-neighbour distances, so it needs learner orient_nn or hog_nn with "
+                                    "shared_distances: true; use one, or set attacks: null")
         try:
             resolve_params(run["learner"]["name"], run["learner"]["params"])
         except PipelineError as err:

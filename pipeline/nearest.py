@@ -62,3 +62,16 @@ def model_minima(minima: np.ndarray, model_rows: np.ndarray, models: slice | Non
     for part in parts:
         np.minimum(out, part, out=out)
     return out
+
+
+def model_scores(minima: np.ndarray, model_rows: np.ndarray, learner, scale: float, versions: int = 1,
+                 models: slice | None = None, offsets=None) -> np.ndarray:
+    """Class scores of nearest-neighbour models from bucket minima (see model_minima): float32[n_test, n_models, C].
+
+    ``learner``: the learner module (its scores_from_min_sq); a DPA* model's ``versions`` (identical: a
+    nearest-neighbour model has no seed) summed in float32 as the predict step sums them.
+    """
+    scores = learner.scores_from_min_sq(model_minima(minima, model_rows, models, offsets), scale)
+    if versions > 1:
+        scores = np.repeat(scores[:, :, None], versions, axis=2).sum(axis=2, dtype=np.float32)
+    return scores

@@ -177,6 +177,15 @@ def run_size(run: dict, size: dict, learner_params: dict, shared_distances: bool
     }
 
 
+def attack_mem_mb(train_bytes: int, test_bytes: int, n_train: int, n_test: int, n_buckets: int, n_classes: int,
+                  pixels: int, copies: int) -> int:
+    """An attack job: every bucket's minima of the test set (and a copy's worth of edits), the training images
+    (and stamped copies), the cached features of the training samples and their copies (at most 3 float32 per
+    pixel), chunks of model scores."""
+    return TORCH_MB + 500 + _mb(2 * train_bytes + 3 * test_bytes + 2 * 4 * n_test * n_buckets * n_classes
+                                + 12 * n_train * copies * pixels + 8 * 4 * 2**24)
+
+
 def job_mem_mb(stage: str, z: dict) -> int:
     """Memory (MB) a job of ``stage`` declares, from run_size ``z``."""
     if stage == "partition":
@@ -199,6 +208,9 @@ def job_mem_mb(stage: str, z: dict) -> int:
         copies = 1 + len(z["params"].get("rotations", []))
         return distances_mem_mb(z["train_bytes"], z["n_test"], z["pixels"], group_samples, copies, z["shard_models"],
                                 z["n_models"], z["n_classes"])
+    if stage == "attack":
+        return attack_mem_mb(z["train_bytes"], z["test_bytes"], z["n_train"], z["n_test"], z["n_models"] // z["versions"],
+                             z["n_classes"], z["pixels"], 1 + len(z["params"].get("rotations", [])))
     raise ValueError(f"no memory model for stage {stage!r}")
 
 

@@ -136,6 +136,49 @@ def scores_args(w):
     return f"--predictions {files(PREDICTIONS)}"
 
 
+def attack_families(run):
+    """The attack families configured for a run (runs.<run>.attacks), in a fixed order."""
+    from pipeline.attacks import FAMILIES
+
+    attacks = RUNS[run].get("attacks") or {}
+    return [family for family in FAMILIES if attacks.get(family) is not None]
+
+
+def attack_inputs(w):
+    """Inputs of an attack job: the clean run's distances, bucket-group and shard files, certificates and test
+    features, the prepared splits and the inserted samples (all read, none written)."""
+    return after_partition(w.run, {
+        "distances": shard_files(w.run, DISTANCES),
+        "groups": shard_files(w.run, BUCKET_GROUPS),
+        "layout": shard_files(w.run, "work/{run}/partition/shard_{shard}.json"),
+        "certificates": f"work/{w.run}/certificates.parquet",
+        "features": f"work/{w.run}/distances/test_features.npz",
+        "test": prepared(RUNS[w.run]["dataset"], "test"),
+        "train": prepared(RUNS[w.run]["dataset"], "train"),
+        "inserted": f"work/{w.run}/partition/inserted.npz",
+    })
+
+
+def attack_args(w):
+    """The attack job's arguments naming its inputs (those of attack_inputs, known from the config alone, so that
+    a dry run can show the command before the partition has run)."""
+    files = lambda pattern: " ".join(shlex.quote(p) for p in shard_files(w.run, pattern))  # noqa: E731
+    one = lambda path: shlex.quote(path)  # noqa: E731
+    dataset = RUNS[w.run]["dataset"]
+    return (f"--distances {files(DISTANCES)} --bucket-groups {files(BUCKET_GROUPS)}"
+            f" --shards {files('work/{run}/partition/shard_{shard}.json')}"
+            f" --certificates {one(f'work/{w.run}/certificates.parquet')}"
+            f" --test-features {one(f'work/{w.run}/distances/test_features.npz')}"
+            f" --test {one(prepared(dataset, 'test'))} --train {one(prepared(dataset, 'train'))}"
+            f" --inserted {one(f'work/{w.run}/partition/inserted.npz')}")
+
+
+def attack_outputs():
+    """Every run's attack summary (metrics, CSV, plot), for runs with attacks."""
+    return [path for run in RUNS if attack_families(run)
+            for path in (f"metrics/{run}_attacks.json", f"plots/{run}_attacks.csv", f"plots/{run}_attacks.png")]
+
+
 def train_inputs(w):
     """Inputs of a train job: its shard file, and the training data as `ancient` (pinned by the shard file)."""
     return after_partition(w.run, {
@@ -205,7 +248,7 @@ def code(stage_module):
 
 
 def final_outputs():
-    outs = ["report/index.html", "report/summary.txt"]
+    outs = ["report/index.html", "report/summary.txt", *attack_outputs()]
     for run in RUNS:
         outs += [f"metrics/{run}.json", f"plots/{run}_certified_accuracy.csv", f"plots/{run}_certified_accuracy.png",
                  f"work/{run}/certificates.parquet"]
@@ -213,7 +256,8 @@ def final_outputs():
 
 
 def intermediate_outputs():
-    """Every file the runs' results are built from, up to the partition: prepared splits and partition files.
+    """Every file the runs' results are built from, up to the partition: prepared splits and partition files (and
+    the test features, and the attacks' results and edits).
 
     Targets of `rule all` (with trained_outputs), so that a plain `snakemake` rebuilds any of them that is
     missing: Snakemake itself re-creates a missing intermediate file only when a job that reads it has to
@@ -227,6 +271,7 @@ def intermediate_outputs():
         outs += shard_files(run, BUCKET_GROUPS)
         if shared_distances(run):
             outs.append(f"work/{run}/distances/test_features.npz")
+        outs += [f"work/{run}/attacks/{a}/{name}" for a in attack_families(run) for name in ("result.json", "edits")]
     return sorted(set(outs))
 
 

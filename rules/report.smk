@@ -1,10 +1,13 @@
-# report: one table (text + HTML with the curves) over every run in params.yaml.
+# report: one table (text + HTML with the curves, and the attack figures of runs with attacks) over every run
+# in params.yaml.
 
 
 rule report:
     input:
         metrics=lambda w: [after_partition(run, f"metrics/{run}.json") for run in RUNS],
-        plots=[f"plots/{run}_certified_accuracy.png" for run in RUNS],
+        plots=[f"plots/{run}_certified_accuracy.png" for run in RUNS]
+        + [f"plots/{run}_attacks.png" for run in RUNS if attack_families(run)],
+        attacks=[f"metrics/{run}_attacks.json" for run in RUNS if attack_families(run)],
         code=code("stages/report.py"),
     output:
         html="report/index.html",
@@ -19,4 +22,5 @@ rule report:
         mem_mb=1000,
         runtime=10,
     shell:
-        "python -m pipeline report --metrics {input.metrics:q} --plots {input.plots:q} --out-dir report > {log:q} 2>&1"
+        "python -m pipeline report --metrics {input.metrics:q} --plots {input.plots:q} --attacks {input.attacks:q}"
+        " --out-dir report > {log:q} 2>&1"

@@ -15,7 +15,8 @@ from .conftest import make_project, planned_jobs, snakemake, tiny_params
 
 PARSE_TIME = {"config.py"}  # run by Snakemake itself when it reads the rules
 STAGES = {"prepare": "prepare", "partition": "partition_tiny", "train": "train", "predict": "predict",
-          "distances": "distances", "certify": "certify", "report": "report"}  # stage module -> a rule running it
+          "distances": "distances", "certify": "certify", "report": "report",
+          "attack": "attack"}  # stage module -> a rule running it
 
 
 def test_no_stage_module_imports_another():
@@ -54,9 +55,10 @@ def test_learner_closure_is_what_the_code_digest_covers():
 
 @pytest.mark.workflow
 def test_editing_a_module_schedules_every_stage_that_runs_it(tmp_path, mnist_raw_dir):
-    params = tiny_params(mnist_raw_dir.parent, k=4, shard_size=4, train_limit=400, test_limit=20)
+    attacks = {"seed": 0, "targeted": {"targets": 1, "max_budget": 4}, "label_flip": None, "backdoor": None}
+    params = tiny_params(mnist_raw_dir.parent, k=4, shard_size=4, train_limit=400, test_limit=20, attacks=attacks)
     # a second run with train and predict jobs (the tiny run takes its scores from shared distances)
-    params["runs"]["permodel"] = {**params["runs"]["tiny"], "shared_distances": False}
+    params["runs"]["permodel"] = {**params["runs"]["tiny"], "shared_distances": False, "attacks": None}
     project = make_project(tmp_path / "p", params)
     snakemake(project)
     assert set(planned_jobs(project)) - {"all"} == set()
@@ -75,6 +77,6 @@ def test_editing_a_module_schedules_every_stage_that_runs_it(tmp_path, mnist_raw
         os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
         # a scheduled partition checkpoint hides train, predict and distances until it has run
         hidden = "partition_tiny" in planned or "prepare" in planned
-        expected = rules - ({"train", "predict", "distances"} if hidden else set())
+        expected = rules - ({"train", "predict", "distances", "attack"} if hidden else set())
         assert expected <= planned, f"editing {module} planned {sorted(planned)}, expected {sorted(rules)}"
     shutil.rmtree(project)

@@ -14,9 +14,9 @@ import numpy as np
 
 from .. import learners, provenance
 from ..artifacts.certificates import write_certificates
-from ..artifacts.distances import open_bucket_minima, read_bucket_record, read_row_group
+from ..artifacts.distances import checked_distances, open_bucket_minima, read_bucket_record, read_row_group
 from ..artifacts.metrics import plot_curves, write_curve, write_metrics
-from ..artifacts.partition_files import read_bucket_group, read_layout
+from ..artifacts.partition_files import read_layout
 from ..artifacts.predictions import load_chunk, read_record
 from ..artifacts.splits import load_test_subset, test_digests
 from ..atomic import check_folder
@@ -25,7 +25,7 @@ from ..certify.buckets import bucket_feeds, circulant_offsets, map_chunks
 from ..certify.figures import certified_accuracy, curve, median_radius
 from ..certify.votes import votes_from_logits
 from ..errors import PipelineError
-from ..nearest import model_minima
+from ..nearest import model_scores
 from ..resources import CERTIFY_CHUNK_MB, MB
 
 
@@ -80,9 +80,7 @@ def distance_chunks(distance_paths, model_buckets, n_test, n_classes, learner, v
         def scores(models: slice):
             for lo in range(models.start, models.stop, block):
                 sub = slice(lo, min(lo + block, models.stop))
-                s = learner.scores_from_min_sq(model_minima(minima, model_buckets, sub, offsets), scale)  # [n, sub, C]
-                if versions > 1:  # identical versions (a nearest-neighbour model has no seed), summed as predict does
-                    s = np.repeat(s[:, :, None], versions, axis=2).sum(axis=2, dtype=np.float32)
+                s = model_scores(minima, model_buckets, learner, scale, versions, sub, offsets)  # [n, sub, C]
                 logits[:, sub] = s
                 votes[:, sub] = votes_from_logits(s)
 
@@ -146,48 +144,6 @@ def checked_provenance(prediction_paths, shard_paths, shards, spec: dict, test: 
                "subset_sha256": m["subset_sha256"]} for m in models]
     return {"test": test, "partition_sha256": provenance.canonical_digest(layout), "learner": spec,
             "checkpoints_sha256": provenance.canonical_digest(checkpoints)}
-
-
-def checked_distances(distance_paths, group_paths, models, model_buckets, spec: dict, test: dict) -> dict:
-    """Refuse bucket distances that do not come from the current bucket-group files, learner spec and test set,
-    and shard files whose models are not the unions of their buckets.
-
-    Returns the run's provenance: test-set digests, partition digest, learner spec and the digest of the
-    distance files' records (each names the buckets' digests, the learner, the test set and its features).
-    """
-    if len(distance_paths) != len(group_paths):
-        raise PipelineError(f"{len(distance_paths)} distance files for {len(group_paths)} bucket-group files; give one "
-                            "per group, in the same order")
-    records, bucket_ids, bucket_sizes, members = [], [], [], {}
-    for path, group_path in zip(distance_paths, group_paths):
-        fix = f"delete {path} and run snakemake again (it recomputes the distances)"
-        group, record = read_bucket_group(group_path), read_bucket_record(path)
-        expected = [{"bucket": b["bucket"], "subset_sha256": b["subset_sha256"]} for b in group["buckets"]]
-        if record.get("buckets") != expected:
-            raise PipelineError(f"{path}: stale, its buckets' samples are not those of {group_path}; {fix}")
-        provenance.check_learner(path, record["learner"], spec, fix)
-        if record["test"] != test:
-            raise PipelineError(f"{path}: stale, computed on another test set ({record['test']['n_test']} samples, "
-                                f"expected {test['n_test']}); {fix}")
-        for key in ("scale", "row_group_tests", "n_classes", "test_features_sha256"):
-            if records and record[key] != records[0][key]:
-                raise PipelineError(f"{path}: computed with another {key} than {distance_paths[0]}; {fix}")
-        records.append(record)
-        for b in group["buckets"]:
-            bucket_ids.append(b["bucket"])
-            bucket_sizes.append(len(b["sample_ids"]))
-            members.update((i, b["bucket"]) for i in b["sample_ids"])
-    fix = "delete the run's partition files and run snakemake again (the partition step rewrites them)"
-    if bucket_ids != list(range(len(bucket_ids))) or model_buckets.size and model_buckets.max() >= len(bucket_ids):
-        raise PipelineError(f"the bucket-group files do not hold buckets 0..n-1 exactly once, in order; {fix}")
-    sizes = np.asarray(bucket_sizes, dtype=np.int64)
-    for m, own in zip(models, model_buckets):  # a model's training set is the union of its buckets
-        if len(m["sample_ids"]) != sizes[own].sum() or any(members.get(i, -1) not in own for i in m["sample_ids"]):
-            raise PipelineError(f"model {m['model_id']}'s samples are not those of its buckets {own.tolist()}; {fix}")
-    layout = [{"model_id": m["model_id"], "buckets": m["buckets"], "seeds": m["seeds"],
-               "subset_sha256": m["subset_sha256"]} for m in models]
-    return {"test": test, "partition_sha256": provenance.canonical_digest(layout), "learner": spec,
-            "distances_sha256": provenance.canonical_digest(records)}
 
 
 def certify_run(run, dataset, prediction_paths, shard_paths, test_path, test_limit, radii, methods, learner,

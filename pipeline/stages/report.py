@@ -52,13 +52,39 @@ def summary_text(all_metrics: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def attack_lines(attack_metrics: list[dict]) -> list[str]:
+    """One line per attacked run and family: the headline of metrics/<run>_attacks.json."""
+    lines = []
+    for m in attack_metrics:
+        names = {**m["methods"], "baseline": "undefended"}
+        checked = sum(a["certificates_checked"] for a in m["attacks"].values())
+        lines.append(f"{m['run']} attacks: every attacked prediction checked against the certificates "
+                     f"({checked} certified predictions), none beaten")
+        order = [*m["methods"], "baseline"]  # the run's methods, then the undefended model
+        for family in [f for f in ("targeted", "label_flip", "backdoor") if f in m["attacks"]]:
+            a = m["attacks"][family]
+            last = a["budgets"][-1] if a["budgets"] else None
+            if family == "targeted":
+                parts = [f"{names[k]} {t['flipped_within_radius']} within radius, {t['flipped_at_radius_plus_one']} at "
+                         f"radius + 1, {t['flipped_later']} later, {t['never_flipped']} never"
+                         for k, t in a["tightness"].items()]
+                lines.append(f"  targeted, {a['targets']} targets flipped: " + "; ".join(parts))
+            elif last and family == "label_flip":
+                lines.append(f"  label flip, budget {last['budget']}: accuracy " + ", ".join(
+                    f"{names[k]} {_pct(last['accuracy'][k])} % (clean {_pct(a['clean_accuracy'][k])})" for k in order))
+            elif last:
+                lines.append(f"  backdoor, budget {last['budget']}: triggered images to class {a['target_class']} "
+                             + ", ".join(f"{names[k]} {_pct(last['success_rate'][k])} %" for k in order))
+    return lines
+
+
 def html_page(all_metrics: list[dict], plot_paths) -> str:
     header, rows = table_rows(all_metrics)
     cells = lambda row, tag: "".join(f"<{tag}>{html.escape(c)}</{tag}>" for c in row)  # noqa: E731
     table = (f"<table><thead><tr>{cells(header, 'th')}</tr></thead><tbody>"
              + "".join(f"<tr>{cells(r, 'td')}</tr>" for r in rows) + "</tbody></table>")
     figures = "".join(
-        f"<figure><img alt='certified accuracy curve' src='data:image/png;base64,"
+        f"<figure><img alt='{html.escape(Path(p).stem)}' src='data:image/png;base64,"
         f"{base64.b64encode(Path(p).read_bytes()).decode()}'><figcaption>{html.escape(Path(p).name)}</figcaption></figure>"
         for p in plot_paths)
     details = "".join(f"<h3>{html.escape(m['run'])}</h3><pre>{html.escape(json.dumps(m, indent=1))}</pre>"
@@ -71,13 +97,30 @@ def html_page(all_metrics: list[dict], plot_paths) -> str:
             f"{table}{figures}<h2>Metrics</h2>{details}</body></html>\n")
 
 
-def write_report(metrics_paths, plot_paths, out_dir) -> str:
+def load_attack_metrics(paths) -> list[dict]:
+    """The attack summaries (metrics/<run>_attacks.json)."""
+    out = []
+    for path in paths:
+        try:
+            out.append(json.loads(Path(path).read_text()))
+        except (OSError, ValueError) as err:
+            raise PipelineError(f"{path}: unreadable attack summary ({type(err).__name__}); delete it and run "
+                                "snakemake again (attack_summary writes it)") from None
+        if not isinstance(out[-1], dict) or not {"run", "methods", "attacks"} <= set(out[-1]):
+            raise PipelineError(f"{path}: not an attack summary; delete it and run snakemake again")
+    return out
+
+
+def write_report(metrics_paths, plot_paths, out_dir, attack_paths=()) -> str:
     all_metrics = load_metrics(metrics_paths)
+    attack_metrics = load_attack_metrics(attack_paths)
     for plot in map(Path, plot_paths):
         if not plot.is_file():
+            if plot.stem.endswith("_attacks"):
+                raise PipelineError(f"{plot}: plot not found; run snakemake again (attack_summary writes it)")
             run = plot.stem.removesuffix("_certified_accuracy")
             raise PipelineError(f"{plot}: plot not found; {rerun_certify(plot, run, '--plots')}")
-    text = summary_text(all_metrics)
+    text = summary_text(all_metrics) + "".join(f"{line}\n" for line in attack_lines(attack_metrics))
     page = html_page(all_metrics, plot_paths)  # both built before either is written: no partial output
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)  # the folder the user named with --out-dir
