@@ -116,13 +116,19 @@ def test_attacks_need_shared_distances_and_a_free_run_name(raw_root):
 
 # --- the workflow ---------------------------------------------------------------------------------------------------
 
+RUN = {"dpa": {}, "fa": {"method": "fa", "k": 10, "d": 2}}  # tiny DPA k=20; FA k=10, d=2
+
+
 @pytest.fixture(scope="module", params=["dpa", "fa"])
 def attacked(request, tmp_path_factory, raw_root):
-    """A tiny project (DPA k=20, or FA k=10 d=2) run clean, then again with attacks: (project, second result)."""
-    run = {"dpa": {}, "fa": {"method": "fa", "k": 10, "d": 2}}[request.param]
+    """A tiny project attacked: (project, the result of the snakemake run with attacks, method). The DPA project is
+    run clean first, then with attacks added; the FA project with attacks from the start."""
+    run = RUN[request.param]
     project = make_project(tmp_path_factory.mktemp(f"attack_{request.param}") / "p", tiny_params(raw_root, **run))
-    snakemake(project)
-    clean = {p: (project / p.format(run="tiny")).read_bytes() for p in CLEAN}
+    clean = {}
+    if request.param == "dpa":
+        snakemake(project)
+        clean = {p: (project / p.format(run="tiny")).read_bytes() for p in CLEAN}
     write_params(project, tiny_params(raw_root, **run, attacks=ATTACKS))
     result = snakemake(project)
     for p, data in clean.items():  # reused, never written
@@ -132,8 +138,11 @@ def attacked(request, tmp_path_factory, raw_root):
 
 @pytest.mark.workflow
 def test_adding_attacks_runs_only_the_attack_jobs(attacked):
-    project, result, _ = attacked
-    assert executed_jobs(result) == {"attack": 3, "attack_summary": 1, "report": 1, "all": 1}
+    project, result, method = attacked
+    jobs = executed_jobs(result)
+    if method == "dpa":  # after the clean run: the attack jobs, their summary and the report, nothing else
+        assert jobs == {"attack": 3, "attack_summary": 1, "report": 1, "all": 1}
+    assert jobs["attack"] == 3 and jobs["attack_summary"] == 1
     rows = declared_and_measured(project, result)
     assert {Path(b).stem for b, *_ in rows} >= {"attack_targeted", "attack_label_flip", "attack_backdoor"}
     for bench, mem_mb, runtime_min, max_rss, seconds in rows:
@@ -172,9 +181,40 @@ def test_attack_outputs_and_the_hash_aware_attack_at_radius_plus_one(attacked):
     assert header[0] == "radius" and f"targeted_flipped_{method}" in header and "backdoor_success_baseline" in header
 
 
+def edit_files(project, edit):
+    """The insertion file and exclusion list (or None) of one attack of the project's tiny run: the targeted plan
+    with the most poisons, or label flipping at budget 10."""
+    if edit == "targeted":
+        targeted = json.loads((project / "work/tiny/attacks/targeted/result.json").read_text())
+        target = max(targeted["targets"], key=lambda t: t["poisons"])["test_id"]
+        return f"work/tiny/attacks/targeted/edits/target_{target}.npz", None
+    return "work/tiny/attacks/label_flip/edits/B10/insert.npz", "work/tiny/attacks/label_flip/edits/B10/exclude.txt"
+
+
+@pytest.fixture(scope="module")
+def replayed(attacked, raw_root):
+    """A second project running the whole pipeline on two of the attacks' edits: runs ``targeted`` and
+    ``label_flip``, the tiny run's settings with the edit files as ``insert`` and ``exclude``."""
+    project, _, method = attacked
+    params = tiny_params(raw_root, **RUN[method])
+    tiny = params["runs"].pop("tiny")
+    copy = project.parent / "replayed"
+    for edit in ("targeted", "label_flip"):
+        insert, exclude = edit_files(project, edit)
+        params["runs"][edit] = {**tiny, "insert": insert, "exclude": exclude}
+        for path in (insert, exclude):
+            if path:
+                (copy / path).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(project / path, copy / path)
+    make_project(copy, params)
+    shutil.copytree(project / "data/prepared", copy / "data/prepared")
+    snakemake(copy)
+    return copy
+
+
 @pytest.mark.parametrize("edit", ["targeted", "label_flip"])
 @pytest.mark.workflow
-def test_attacked_ensembles_are_those_the_pipeline_trains_on_the_edits(attacked, raw_root, edit):
+def test_attacked_ensembles_are_those_the_pipeline_trains_on_the_edits(attacked, replayed, edit):
     """The attack stage's ensemble after an edit (only the touched buckets rebuilt, from the clean run's distances)
     predicts every test sample exactly as a run of the whole pipeline on the same insertion file and exclusion list."""
     from pipeline.attacks.ensemble import attacked_predictions, changed_inputs, edited_buckets, models_fed
@@ -182,21 +222,8 @@ def test_attacked_ensembles_are_those_the_pipeline_trains_on_the_edits(attacked,
     from pipeline.stages.attack import load_ensemble
 
     project, _, method = attacked
-    run = {"dpa": {}, "fa": {"method": "fa", "k": 10, "d": 2}}[method]
-    if edit == "targeted":
-        targeted = json.loads((project / "work/tiny/attacks/targeted/result.json").read_text())
-        target = max(targeted["targets"], key=lambda t: t["poisons"])["test_id"]
-        insert, exclude = f"work/tiny/attacks/targeted/edits/target_{target}.npz", None
-    else:
-        insert, exclude = "work/tiny/attacks/label_flip/edits/B10/insert.npz", "work/tiny/attacks/label_flip/edits/B10/exclude.txt"
-    copy = make_project(project.parent / f"edited_{edit}", tiny_params(raw_root, **run, insert=insert, exclude=exclude))
-    for path in (insert, exclude):
-        if path:
-            (copy / path).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(project / path, copy / path)
-    shutil.copytree(project / "data/prepared", copy / "data/prepared")
-    snakemake(copy)
-    edited = pq.read_table(copy / "work/tiny/certificates.parquet").to_pandas()
+    insert, exclude = edit_files(project, edit)
+    edited = pq.read_table(replayed / f"work/{edit}/certificates.parquet").to_pandas()
 
     w = lambda p: project / p.format(run="tiny")  # noqa: E731
     groups = sorted((project / "work/tiny/partition").glob("buckets_*.json"), key=lambda p: int(p.stem.split("_")[1]))
@@ -264,6 +291,7 @@ def test_an_inflated_certificate_is_caught(attacked, tmp_path, capsys):
 
 
 @pytest.mark.workflow
+@pytest.mark.parametrize("attacked", ["dpa"], indirect=True)  # what it checks does not depend on the method
 def test_attacks_are_deterministic_and_heal_after_damage(attacked):
     project, _, _ = attacked
     result = project / "work/tiny/attacks/label_flip/result.json"
@@ -282,6 +310,7 @@ def test_attacks_are_deterministic_and_heal_after_damage(attacked):
 
 
 @pytest.mark.workflow
+@pytest.mark.parametrize("attacked", ["dpa"], indirect=True)
 def test_a_bad_backdoor_class_or_patch_is_refused_before_any_output(attacked, tmp_path, capsys):
     from pipeline.__main__ import main
 
@@ -298,6 +327,7 @@ def test_a_bad_backdoor_class_or_patch_is_refused_before_any_output(attacked, tm
 
 
 @pytest.mark.workflow
+@pytest.mark.parametrize("attacked", ["dpa"], indirect=True)
 def test_the_report_refuses_a_damaged_attack_summary(attacked, tmp_path):
     from pipeline.stages.report import write_report
 
