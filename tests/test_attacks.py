@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pipeline.artifacts.attacks import read_result
 from pipeline.attacks import soundness
 from pipeline.attacks.crafting import nudge_sum, search, stamp, sum_shifts
 from pipeline.attacks.label_flip import most_confused
@@ -21,6 +22,7 @@ from pipeline.errors import PipelineError
 from pipeline.partition import assign_buckets
 
 from .conftest import declared_and_measured, executed_jobs, make_project, snakemake, tiny_params, write_params
+from .test_faults import run_and_kill
 
 ATTACKS = {"seed": 0, "targeted": {"targets": 6, "max_budget": None}, "label_flip": {"budgets": [4, 10]},
            "backdoor": {"budgets": [3, 10], "target_class": 0, "patch": 4, "triggered": 40}}
@@ -296,17 +298,17 @@ def test_attacks_are_deterministic_and_heal_after_damage(attacked):
     project, _, _ = attacked
     result = project / "work/tiny/attacks/label_flip/result.json"
     before = result.read_bytes(), (project / "work/tiny/attacks/label_flip/edits/B10/insert.npz").read_bytes()
-    shutil.rmtree(project / "work/tiny/attacks/label_flip/edits")  # a damaged output: the job runs again
-    jobs = executed_jobs(snakemake(project))
-    assert jobs.get("attack") == 1
+    # killed mid-run (SIGKILL, as the out-of-memory killer would), then a plain rerun
+    run_and_kill(project, "attack", "label_flip", "--force", "work/tiny/attacks/label_flip/result.json")
+    assert executed_jobs(snakemake(project)).get("attack") == 1
     assert (result.read_bytes(), (project / "work/tiny/attacks/label_flip/edits/B10/insert.npz").read_bytes()) == before
-    result.write_text("{ not json")
-    bad = snakemake(project, "--forcerun", "attack_summary", check=False)
-    assert bad.returncode != 0
-    assert "unreadable attack result" in (project / "logs/tiny/attack_summary.log").read_text()
-    result.unlink()
-    snakemake(project)
-    assert result.read_bytes() == before[0]
+    shutil.rmtree(project / "work/tiny/attacks/label_flip/edits")  # a deleted output: the job runs again
+    assert executed_jobs(snakemake(project)).get("attack") == 1
+    assert (result.read_bytes(), (project / "work/tiny/attacks/label_flip/edits/B10/insert.npz").read_bytes()) == before
+    damaged = project / "damaged_result.json"  # a damaged result is refused by the summary with one message
+    damaged.write_text("{ not json")
+    with pytest.raises(PipelineError, match=r"damaged_result\.json: unreadable attack result .* delete it and run"):
+        read_result(damaged)
 
 
 @pytest.mark.workflow
