@@ -144,33 +144,36 @@ def attack_families(run):
     return [family for family in FAMILIES if attacks.get(family) is not None]
 
 
+ATTACK_OPTIONS = {"distances": "--distances", "groups": "--bucket-groups", "layout": "--shards",
+                  "certificates": "--certificates", "features": "--test-features", "test": "--test", "train": "--train",
+                  "inserted": "--inserted"}  # attack input -> the option of `python -m pipeline attack` naming it
+
+
+def attack_files(run):
+    """What an attack job reads: the clean run's distances, bucket-group and shard files, certificates and test
+    features, the prepared splits and the inserted samples (all read, none written), known from the config."""
+    return {
+        "distances": shard_files(run, DISTANCES),
+        "groups": shard_files(run, BUCKET_GROUPS),
+        "layout": shard_files(run, "work/{run}/partition/shard_{shard}.json"),
+        "certificates": f"work/{run}/certificates.parquet",
+        "features": f"work/{run}/distances/test_features.npz",
+        "test": prepared(RUNS[run]["dataset"], "test"),
+        "train": prepared(RUNS[run]["dataset"], "train"),
+        "inserted": f"work/{run}/partition/inserted.npz",
+    }
+
+
 def attack_inputs(w):
-    """Inputs of an attack job: the clean run's distances, bucket-group and shard files, certificates and test
-    features, the prepared splits and the inserted samples (all read, none written)."""
-    return after_partition(w.run, {
-        "distances": shard_files(w.run, DISTANCES),
-        "groups": shard_files(w.run, BUCKET_GROUPS),
-        "layout": shard_files(w.run, "work/{run}/partition/shard_{shard}.json"),
-        "certificates": f"work/{w.run}/certificates.parquet",
-        "features": f"work/{w.run}/distances/test_features.npz",
-        "test": prepared(RUNS[w.run]["dataset"], "test"),
-        "train": prepared(RUNS[w.run]["dataset"], "train"),
-        "inserted": f"work/{w.run}/partition/inserted.npz",
-    })
+    """Inputs of an attack job (attack_files), once the run's partition checkpoint is complete."""
+    return after_partition(w.run, attack_files(w.run))
 
 
 def attack_args(w):
-    """The attack job's arguments naming its inputs (those of attack_inputs, known from the config alone, so that
-    a dry run can show the command before the partition has run)."""
-    files = lambda pattern: " ".join(shlex.quote(p) for p in shard_files(w.run, pattern))  # noqa: E731
-    one = lambda path: shlex.quote(path)  # noqa: E731
-    dataset = RUNS[w.run]["dataset"]
-    return (f"--distances {files(DISTANCES)} --bucket-groups {files(BUCKET_GROUPS)}"
-            f" --shards {files('work/{run}/partition/shard_{shard}.json')}"
-            f" --certificates {one(f'work/{w.run}/certificates.parquet')}"
-            f" --test-features {one(f'work/{w.run}/distances/test_features.npz')}"
-            f" --test {one(prepared(dataset, 'test'))} --train {one(prepared(dataset, 'train'))}"
-            f" --inserted {one(f'work/{w.run}/partition/inserted.npz')}")
+    """The attack job's arguments naming its inputs (from the config alone, so that a dry run can show the
+    command before the partition has run)."""
+    quoted = lambda paths: " ".join(shlex.quote(p) for p in ([paths] if isinstance(paths, str) else paths))  # noqa: E731
+    return " ".join(f"{ATTACK_OPTIONS[key]} {quoted(paths)}" for key, paths in attack_files(w.run).items())
 
 
 def attack_outputs():

@@ -20,7 +20,7 @@ from pathlib import Path
 from ..atomic import atomic_path, check_folder, write_json
 from ..certify import label_of
 from ..errors import PipelineError
-from .distances import write_npz
+from ..npz import write_npz
 
 
 def write_result(path, result: dict) -> None:
@@ -88,6 +88,18 @@ def write_summary(metrics_path, curve_path, plot_path, run, results: list) -> di
     write_curves(curve_path, curves)
     plot_attacks(plot_path, run, results)
     return metrics
+
+
+def read_summary(path) -> dict:
+    """metrics/<run>_attacks.json (write_summary's)."""
+    try:
+        summary = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as err:
+        raise PipelineError(f"{path}: unreadable attack summary ({type(err).__name__}); delete it and run snakemake "
+                            "again (attack_summary writes it)") from None
+    if not isinstance(summary, dict) or not {"run", "methods", "attacks"} <= set(summary):
+        raise PipelineError(f"{path}: not an attack summary; delete it and run snakemake again")
+    return summary
 
 
 def summary_metrics(run, results: list) -> dict:

@@ -21,21 +21,13 @@ import numpy as np
 from .. import provenance
 from ..atomic import atomic_path
 from ..errors import PipelineError
+from ..npz import write_npz
 from .partition_files import read_bucket_group
 from .splits import array_digest
 
 PROVENANCE_KEY = b"pipeline.provenance"
 REDO = "delete it and run snakemake again (it recomputes the distances)"
 ROW_GROUP_BYTES = 2**26  # bytes of minima of all a run's buckets per row group (bounds certify's memory)
-
-
-def write_npz(path, arrays: dict) -> None:
-    """An uncompressed .npz whose bytes depend only on ``arrays`` (fixed member timestamps), written atomically."""
-    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as archive:
-        for name, array in arrays.items():
-            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-            with archive.open(info, "w", force_zip64=True) as f:
-                np.lib.format.write_array(f, np.asarray(array), allow_pickle=False)
 
 
 def save_test_features(path, features: np.ndarray, scale: float, learner: dict, test: dict) -> dict:

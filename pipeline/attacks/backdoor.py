@@ -22,6 +22,7 @@ from .ensemble import (
     models_fed,
     predict,
     predict_all,
+    rebuilt,
     train_features,
 )
 
@@ -44,15 +45,12 @@ def clean_minima(ens: dict, inputs) -> np.ndarray:
 def prediction_radii(ens: dict, minima: np.ndarray, preds: dict) -> dict:
     """Every method's radius of the clean prediction ``preds[method]`` of inputs with bucket minima ``minima``:
     {method: int64[n]} (the certificates with the prediction as the label)."""
-    from ..certify.buckets import bucket_feeds
-
-    feed = bucket_feeds(ens["model_buckets"])
     out = {m: np.empty(len(minima), np.int64) for m in ens["methods"]}
     for start in range(0, len(minima), CERTIFY_CHUNK):
         rows = slice(start, start + CERTIFY_CHUNK)
         _, votes, scores = predict(minima[rows], ens)
         for m in ens["methods"]:
-            prediction, radius = METHODS[m]["certify"](votes, scores, preds[m][rows], ens["n_classes"], feed)
+            prediction, radius = METHODS[m]["certify"](votes, scores, preds[m][rows], ens["n_classes"], ens["feed"])
             out[m][rows] = radius
     return out
 
@@ -98,8 +96,7 @@ def run(ens: dict, clean: dict, settings: dict, rng) -> tuple[dict, dict]:
             "accuracy": {m: float((preds[m] == clean["labels"]).mean()) for m in every},
             "models_poisoned": n_poisoned, "models_fit": n_fit, "poison_train_accuracy": fit_accuracy,
             "votes_changed_mean": float(votes_changed.mean()),
-            "buckets_recomputed": len(touched), "models_rebuilt": len(poisoned),
-            "shards_touched": len(np.unique(poisoned // ens["shard_size"])),
+            **rebuilt(ens, touched, poisoned),
         })
         edits[budget] = (images, labels, np.zeros(0, np.int64))
     clean_rate = {m: float((trig_preds[m] == target).mean()) for m in every}

@@ -139,8 +139,9 @@ def order_changed(ens: dict, clean: dict, inputs: np.ndarray, touched, lowered, 
     """Whether lowering the class-``label`` minima of the buckets ``touched`` int64[T] to ``lowered``
     float32[k, T] (for the test samples ``inputs`` int64[k]) can change any prediction: bool[k].
 
-    ``clean``: the clean run's ``minima``, ``votes``, ``finalists`` (ROE's first-round pair) and ``base_minima``
-    (the undefended model's). Only class ``label`` gets nearer, so a prediction can change only where, in some
+    ``clean``: the clean run's ``minima``, ``votes``, ``preds``, ``finalists`` (ROE's first-round pair),
+    ``base_minima`` float32[n, C] (the undefended model's) and ``bucket_best`` float32[n, n_b] (each bucket's
+    smallest minimum over classes). Only class ``label`` gets nearer, so a prediction can change only where, in some
     model that trains on a touched bucket, ``label`` now reaches the class it voted for (its vote may change) or,
     when ``label`` is one of ROE's finalists, the other finalist (ROE's second round compares those two), or
     reaches the undefended model's prediction: the new minimum at most that class's minimum, and that at most
@@ -242,6 +243,13 @@ def models_fed(ens: dict, buckets) -> np.ndarray:
     return np.unique(ens["feed"][np.asarray(buckets, np.int64)])
 
 
+def rebuilt(ens: dict, touched, poisoned) -> dict:
+    """What an edit rebuilds: its buckets, the models that train on them and the shards (of shard_size models)
+    holding those."""
+    return {"buckets_recomputed": len(touched), "models_rebuilt": len(poisoned),
+            "shards_touched": len(np.unique(np.asarray(poisoned) // ens["shard_size"]))}
+
+
 def fit_poisons(ens: dict, images, labels, removed_ids=(), keys=None, cache=None) -> tuple[int, int, float]:
     """Poisoning overfitting: how many base models got inserted samples, how many of those predict the label of
     every one of them (training accuracy 1 on its poisons), and their mean training accuracy on their poisons.
@@ -257,37 +265,35 @@ def fit_poisons(ens: dict, images, labels, removed_ids=(), keys=None, cache=None
 
     if len(images) == 0:
         return 0, 0, float("nan")
-    labels = np.asarray(labels, np.int64)
-    buckets = assign_buckets(np.asarray(images), ens["n_buckets"], ens["hash"])
-    inputs_q, _ = ens["learner"].embed_test(np.asarray(images), ens["params"])
-    inputs = torch.from_numpy(inputs_q).to(ens["device"])
-    ins_feats, ins_labels, ins_owner = poison_rows(ens, np.asarray(images), labels)
+    images, labels = np.asarray(images), np.asarray(labels, np.int64)
+    buckets = assign_buckets(images, ens["n_buckets"], ens["hash"])
     removed = set(np.asarray(removed_ids, np.int64).tolist())
     poisoned = models_fed(ens, buckets)
-    fit = correct = total = 0
-    for model in poisoned.tolist():
-        own_buckets = ens["model_buckets"][model]
-        mine = np.flatnonzero(np.isin(buckets, own_buckets))  # its poisons
-        key = (model, tuple(keys[i] for i in mine.tolist())) if keys is not None and not removed else None
-        if cache is not None and key in cache:
-            hits = cache[key]
-            fit += hits == len(mine)
-            correct += hits
-            total += len(mine)
+    mine = {m: np.flatnonzero(np.isin(buckets, ens["model_buckets"][m])) for m in poisoned.tolist()}  # its poisons
+    use_cache = cache is not None and keys is not None and not removed
+    key = {m: (m, tuple(keys[i] for i in own.tolist())) for m, own in mine.items()} if use_cache else {}
+    hits = {m: cache[key[m]] for m in mine if use_cache and key[m] in cache}
+    needed = np.unique(np.concatenate([mine[m] for m in mine if m not in hits] or [np.zeros(0, np.int64)]))
+    if len(needed):  # only the poisons of models not evaluated before are embedded
+        inputs_q, _ = ens["learner"].embed_test(images[needed], ens["params"])
+        inputs = torch.from_numpy(inputs_q).to(ens["device"])
+        ins_feats, ins_labels, ins_owner = poison_rows(ens, images[needed], labels[needed])
+    for model, own in mine.items():
+        if model in hits:
             continue
-        ids = np.concatenate([ens["members"][b] for b in own_buckets])
+        ids = np.concatenate([ens["members"][b] for b in ens["model_buckets"][model]])
         ids = ids[[i not in removed for i in ids.tolist()]] if removed else ids
         feats, lab, _ = train_features(ens, ids)
-        rows = np.isin(ins_owner, mine)
+        local = np.searchsorted(needed, own)  # its poisons' positions among the embedded ones
+        rows = np.isin(ins_owner, local)
         all_feats = np.concatenate([feats, ins_feats[rows]])
         all_labels = np.concatenate([lab, ins_labels[rows]])
-        minima = minima_of(ens, inputs[torch.from_numpy(mine).to(ens["device"])], all_feats, all_labels,
+        minima = minima_of(ens, inputs[torch.from_numpy(local).to(ens["device"])], all_feats, all_labels,
                            np.zeros(len(all_labels), np.int64), 1)
         guesses = votes_from_logits(ens["learner"].scores_from_min_sq(minima[:, 0], ens["scale"]))
-        hits = int((guesses == labels[mine]).sum())
-        if cache is not None and key is not None:
-            cache[key] = hits
-        fit += hits == len(mine)
-        correct += hits
-        total += len(mine)
-    return len(poisoned), fit, correct / total
+        hits[model] = int((guesses == labels[own]).sum())
+        if use_cache:
+            cache[key[model]] = hits[model]
+    fit = sum(hits[m] == len(own) for m, own in mine.items())
+    total = sum(len(own) for own in mine.values())
+    return len(poisoned), fit, sum(hits.values()) / total

@@ -9,7 +9,7 @@ samples and more. Success: the drop of clean accuracy, against the certified acc
 import numpy as np
 
 from . import soundness
-from .ensemble import attacked_predictions, changed_inputs, edited_buckets, fit_poisons, models_fed
+from .ensemble import attacked_predictions, changed_inputs, edited_buckets, fit_poisons, models_fed, rebuilt
 
 
 def most_confused(predictions: np.ndarray, labels: np.ndarray, n_classes: int) -> np.ndarray:
@@ -49,8 +49,7 @@ def run(ens: dict, clean: dict, settings: dict, rng) -> tuple[dict, dict]:
             "predictions_changed": {m: int((preds[m] != clean["preds"][m]).sum()) for m in [*methods, "baseline"]},
             "models_poisoned": n_poisoned, "models_fit": n_fit, "poison_train_accuracy": fit_accuracy,
             "votes_changed_mean": float(votes_changed.mean()),
-            "buckets_recomputed": len(touched), "models_rebuilt": len(poisoned),
-            "shards_touched": len(np.unique(poisoned // ens["shard_size"])),
+            **rebuilt(ens, touched, poisoned),
         })
         edits[budget] = (images, new_labels, ids)
     clean_accuracy = {m: float((clean["preds"][m] == labels).mean()) for m in [*methods, "baseline"]}

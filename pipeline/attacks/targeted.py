@@ -11,11 +11,22 @@ in pixel sum under the pixel_sum hash. An attack of budget B inserts the plan's 
 
 import numpy as np
 
-from ..certify.roe import run_off
-from ..certify.votes import plurality, votes_from_logits
+from ..certify.roe import finalists, run_off
+from ..certify.votes import plurality, vote_counts, votes_from_logits
+from ..errors import PipelineError
 from ..nearest import model_scores
+from . import soundness
 from .crafting import nudge_sum, search, sum_shifts
-from .ensemble import minima_of, poison_rows, predict
+from .ensemble import (
+    attacked_predictions,
+    fit_poisons,
+    minima_of,
+    models_fed,
+    order_changed,
+    poison_rows,
+    predict,
+    rebuilt,
+)
 
 FAR = 2**62
 
@@ -35,7 +46,8 @@ def plan(ens: dict, clean_row: np.ndarray, image: np.ndarray, test_input, max_bu
     features (torch float32[1, D]). Poisons are added until every method and the undefended model are
     flipped, no unused bucket can gain the attack anything, or ``max_budget`` poisons.
 
-    Returns images uint8[L, ...], buckets int64[L], the label (runner-up class), the prediction, and
+    Returns images uint8[L, ...], buckets int64[L], ``rows`` (each poison's feature rows, float32[copies, D]), the
+    label (runner-up class), the prediction, and
     ``steps``: {method or "baseline": int64[L + 1]} the target's prediction after 0 .. L poisons.
     """
     row = clean_row.copy()
@@ -51,7 +63,7 @@ def plan(ens: dict, clean_row: np.ndarray, image: np.ndarray, test_input, max_bu
     n_b = ens["n_buckets"]
     shifts = sum_shifts(image, n_b) if ens["hash"] == "pixel_sum" else None
     used = np.zeros(n_b, bool) if shifts is None else np.abs(shifts) >= FAR
-    images, buckets = [], []
+    images, buckets, rows = [], [], []  # rows: each poison's feature rows (with its augmented copies)
     n_models = len(ens["model_buckets"])
     while len(images) < max_budget and any(s[-1] == p for s in steps.values()):
         gain = 2 * (votes == p) + ((votes != p) & (votes != c))  # the vote gap between p and c each model closes
@@ -72,6 +84,7 @@ def plan(ens: dict, clean_row: np.ndarray, image: np.ndarray, test_input, max_bu
             poison, b = found
         used[b] = True
         feats, _, _ = poison_rows(ens, poison[None], np.array([c]))
+        rows.append(feats)
         dist = minima_of(ens, test_input, feats, np.zeros(len(feats), np.int64), np.zeros(len(feats), np.int64), 1,
                          n_classes=1)[0, 0, 0]
         row[b, c] = min(row[b, c], dist)
@@ -88,7 +101,7 @@ def plan(ens: dict, clean_row: np.ndarray, image: np.ndarray, test_input, max_bu
         steps["baseline"].append(int(np.argmax(learner.scores_from_min_sq(base_min, scale))))
     shape = image.shape
     return {"images": np.asarray(images, np.uint8).reshape(len(images), *shape), "buckets": np.asarray(buckets, np.int64),
-            "label": c, "prediction": p, "steps": {m: np.asarray(v, np.int64) for m, v in steps.items()}}
+            "rows": rows, "label": c, "prediction": p, "steps": {m: np.asarray(v, np.int64) for m, v in steps.items()}}
 
 
 def flip_budget(steps: np.ndarray, prediction: int):
@@ -98,21 +111,21 @@ def flip_budget(steps: np.ndarray, prediction: int):
     return int(flipped[0]) if len(flipped) else None
 
 
-def poison_distances(ens: dict, inputs, images: np.ndarray, label: int) -> np.ndarray:
+def poison_distances(ens: dict, inputs, rows: list) -> np.ndarray:
     """Squared feature distance from every input (torch float32[n, D]) to each poison (its nearest augmented
-    copy): float32[n, L], exactly the values the poisons add to their buckets' minima of class ``label``."""
-    feats, _, owner = poison_rows(ens, images, np.full(len(images), label))
-    return minima_of(ens, inputs, feats, np.zeros(len(feats), np.int64), owner, len(images), n_classes=1)[:, :, 0]
+    copy; ``rows``: each poison's feature rows, as plan gives them): float32[n, L], exactly the values the poisons
+    add to their buckets' minima of their class."""
+    owner = np.repeat(np.arange(len(rows)), [len(r) for r in rows])
+    return minima_of(ens, inputs, np.concatenate(rows), np.zeros(len(owner), np.int64), owner, len(rows),
+                     n_classes=1)[:, :, 0]
 
 
 def run(ens: dict, clean: dict, settings: dict, rng) -> tuple[dict, dict]:
     """The attack on ``settings['targets']`` targets drawn (``rng``) among the test samples every method classifies
     correctly, each on its own: (result, edits {target test id: (poison images, labels)})."""
-    from ..errors import PipelineError
-    from . import soundness
-    from .ensemble import attacked_predictions, fit_poisons, models_fed, order_changed
-
     methods, labels, minima = ens["methods"], clean["labels"], clean["minima"]
+    clean = {**clean, "base_minima": minima.min(axis=1), "bucket_best": minima.min(axis=2),  # for order_changed
+             "finalists": finalists(vote_counts(clean["votes"], ens["n_classes"]))}
     correct = np.flatnonzero(np.logical_and.reduce([clean["preds"][m] == labels for m in methods]))
     targets = np.sort(rng.choice(correct, size=min(settings["targets"], len(correct)), replace=False))
     cap = settings["max_budget"] or ens["n_buckets"]
@@ -124,7 +137,7 @@ def run(ens: dict, clean: dict, settings: dict, rng) -> tuple[dict, dict]:
         p, c, n = pl["prediction"], pl["label"], len(pl["buckets"])
         flips = {m: flip_budget(s, p) for m, s in pl["steps"].items()}
         radius = {m: int(clean["radius"][m][t]) for m in methods}
-        distances = poison_distances(ens, clean["inputs"], pl["images"], c) if n else np.zeros((len(labels), 0))
+        distances = poison_distances(ens, clean["inputs"], pl["rows"]) if n else np.zeros((len(labels), 0))
         budgets = {b for b in [*grid, *flips.values(), *radius.values(), *(r + 1 for r in radius.values()), n]
                    if b is not None and 1 <= b <= n}
         figures, fit_cache = {}, {}
@@ -152,7 +165,7 @@ def run(ens: dict, clean: dict, settings: dict, rng) -> tuple[dict, dict]:
                                                    keys=list(range(budget)), cache=fit_cache)
                 figures[budget] = {"models_poisoned": n_poisoned, "models_fit": n_fit,
                                    "votes_changed": int(votes_changed[t]), "models_rebuilt": len(poisoned),
-                                   "shards_touched": len(np.unique(poisoned // ens["shard_size"]))}
+                                   "shards_touched": rebuilt(ens, touched, poisoned)["shards_touched"]}
         records.append({"test_id": t, "label": int(labels[t]), "runner_up": c, "poisons": n, "radius": radius,
                         "flip_budget": flips,
                         "figures": {str(b): figures[min(b, n)] for b in grid if min(b, n) in figures}})

@@ -33,15 +33,11 @@ def load_ensemble(distance_paths, group_paths, shard_paths, certificates_path, f
                   inserted_path, learner_name, learner_params, test_limit=None, device="auto"):
     """The clean run, checked: (ens, clean). ``ens``: see pipeline/attacks/ensemble.py; ``clean``: ``minima``
     float32[n_test, n_b, C] (every bucket's), ``inputs`` (test features, torch), ``images``, ``labels``,
-    ``preds`` {method or "baseline": int64[n_test]}, ``votes`` int16[n_test, n_models], ``finalists`` (ROE's
-    first-round pair), ``base_minima`` float32[n_test, C] (the undefended model's), ``bucket_best``
-    float32[n_test, n_b] (each bucket's smallest minimum over classes), ``radius`` {method:
+    ``preds`` {method or "baseline": int64[n_test]}, ``votes`` int16[n_test, n_models], ``radius`` {method:
     int64[n_test]} (the certificates, -1 where wrong)."""
     import torch
 
     from ..attacks.ensemble import predict_all
-    from ..certify.roe import finalists
-    from ..certify.votes import vote_counts
 
     redo = "run snakemake again (it rebuilds what is stale)"
     if not learners.is_decomposable(learner_name):
@@ -98,8 +94,7 @@ def load_ensemble(distance_paths, group_paths, shard_paths, certificates_path, f
             raise PipelineError(f"{certificates_path}: its {label_of(m)} predictions are not those of the run's models "
                                 f"(recomputed from its distances); {redo}")
     clean = {"minima": minima, "inputs": torch.from_numpy(features).to(dev), "images": images, "labels": labels,
-             "preds": preds, "votes": votes, "base_minima": minima.min(axis=1), "bucket_best": minima.min(axis=2),
-             "finalists": finalists(vote_counts(votes, n_classes)),
+             "preds": preds, "votes": votes,
              "radius": {m: table[f"radius_{m}"].to_numpy(np.int64) for m in methods}}
     return ens, clean
 

@@ -6,6 +6,7 @@ import html
 import json
 from pathlib import Path
 
+from ..artifacts.attacks import read_summary
 from ..artifacts.metrics import load_metrics, rerun_certify
 from ..atomic import write_text
 from ..errors import PipelineError
@@ -97,23 +98,9 @@ def html_page(all_metrics: list[dict], plot_paths) -> str:
             f"{table}{figures}<h2>Metrics</h2>{details}</body></html>\n")
 
 
-def load_attack_metrics(paths) -> list[dict]:
-    """The attack summaries (metrics/<run>_attacks.json)."""
-    out = []
-    for path in paths:
-        try:
-            out.append(json.loads(Path(path).read_text()))
-        except (OSError, ValueError) as err:
-            raise PipelineError(f"{path}: unreadable attack summary ({type(err).__name__}); delete it and run "
-                                "snakemake again (attack_summary writes it)") from None
-        if not isinstance(out[-1], dict) or not {"run", "methods", "attacks"} <= set(out[-1]):
-            raise PipelineError(f"{path}: not an attack summary; delete it and run snakemake again")
-    return out
-
-
 def write_report(metrics_paths, plot_paths, out_dir, attack_paths=()) -> str:
     all_metrics = load_metrics(metrics_paths)
-    attack_metrics = load_attack_metrics(attack_paths)
+    attack_metrics = [read_summary(p) for p in attack_paths]
     for plot in map(Path, plot_paths):
         if not plot.is_file():
             if plot.stem.endswith("_attacks"):
