@@ -1,7 +1,8 @@
 # Certified defenses against training-data poisoning by aggregation.
 # Stages: prepare -> partition -> train -> predict -> certify -> report (one rule file each in rules/);
 # nearest-neighbour learners: prepare -> partition -> distances -> certify -> report (rules/distances.smk);
-# runs with attacks: certify -> attack -> attack_summary (rules/attack.smk).
+# runs with attacks: certify -> attack -> attack_summary (rules/attack.smk); studies expand into runs and
+# summarise them (rules/study.smk; `snakemake studies`).
 # All logic lives in the `pipeline` package; every rule calls `python -m pipeline <stage>`.
 
 from snakemake.utils import min_version
@@ -32,8 +33,10 @@ include: "rules/common.smk"
 
 
 wildcard_constraints:
-    run="|".join(re.escape(r) for r in sorted(RUNS, key=len, reverse=True)),  # the configured runs only
+    run="|".join(re.escape(r) for r in sorted(RUNS, key=len, reverse=True)),  # the configured runs and the studies' runs
     attack="targeted|label_flip|backdoor",
+    study="|".join(re.escape(s) for s in sorted(STUDIES, key=len, reverse=True)) or "(?!)",  # the configured studies
+    size=r"\d+",
     shard=r"\d+",
     group=r"\d+",
     dataset="[a-z0-9_]+",
@@ -48,6 +51,7 @@ include: "rules/distances.smk"
 include: "rules/certify.smk"
 include: "rules/report.smk"
 include: "rules/attack.smk"
+include: "rules/study.smk"
 
 
 rule all:

@@ -116,7 +116,42 @@ def cmd_attack_summary(a):
 def cmd_report(a):
     from .stages.report import write_report
 
-    print(write_report(a.metrics, a.plots, a.out_dir, a.attacks), end="")
+    print(write_report(a.metrics, a.plots, a.out_dir, a.attacks, a.studies), end="")
+
+
+def cmd_learning_curve(a):
+    from .stages.learning_curve import curve_point
+
+    point = curve_point(a.train, a.test, a.learner, a.learner_params, a.size, a.seeds, a.sample_seed, a.train_limit,
+                        a.test_limit, a.device, a.threads, a.out)
+    print(f"{point['size']} training samples: test accuracy " + ", ".join(f"{100 * x:.2f} %" for x in point["accuracy"]))
+
+
+def cmd_study(a):
+    from .artifacts.studies import headline
+    from .stages import study
+
+    if a.kind == "learning_curve":
+        result = study.learning_curve_summary(a.study, a.points, a.targets, a.dataset, a.metrics, a.plot)
+    elif a.kind == "k_sweep":
+        result = study.k_sweep_summary(a.study, a.members, a.radii, a.learning_curve, a.metrics, a.plot)
+    else:
+        result = study.scaling_summary(a.study, a.members, a.radii, a.metrics, a.plot)
+    print("\n".join(headline(result)))
+
+
+def cmd_studies_report(a):
+    from .stages.report import write_studies_page
+
+    print(write_studies_page(a.studies, a.plots, a.out), end="")
+
+
+def _members(text):
+    value = _json(text)
+    if not isinstance(value, list) or not all(isinstance(m, dict) and {"run", "metrics", "benchmarks", "gpu"} <= set(m)
+                                              for m in value):
+        raise argparse.ArgumentTypeError("must be a JSON list of objects with run, metrics, benchmarks and gpu")
+    return value
 
 
 def _add_compute_args(s, out_help: str) -> None:
@@ -268,8 +303,45 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--metrics", nargs="+", required=True, help="metrics JSON of every run")
     s.add_argument("--plots", nargs="*", default=[], help="curve PNGs (and attack figures) to embed")
     s.add_argument("--attacks", nargs="*", default=[], help="attack summaries (metrics/<run>_attacks.json) to list")
+    s.add_argument("--studies", nargs="*", default=[], help="names of the configured studies, pointed to")
     s.add_argument("--out-dir", required=True, help="folder for summary.txt and index.html")
     s.set_defaults(func=cmd_report)
+
+    s = sub.add_parser("learning-curve", help="one learning-curve size: the learner on random training subsets")
+    s.add_argument("--train", required=True, help="prepared train.npz")
+    s.add_argument("--test", required=True, help="prepared test.npz")
+    s.add_argument("--learner", required=True, help="learner name")
+    s.add_argument("--learner-params", type=_json_object, default={}, help="learner parameters (JSON object)")
+    s.add_argument("--size", type=_positive, required=True, help="training samples per subset")
+    s.add_argument("--seeds", type=_positive, required=True,
+                   help="subsets drawn (one when --size is the whole training set)")
+    s.add_argument("--sample-seed", type=int, required=True, help="seed of the subsets (nested across sizes)")
+    s.add_argument("--train-limit", type=_limit, default=None, help="first N training samples only (none: all)")
+    s.add_argument("--test-limit", type=_limit, default=None, help="first N test samples only (none: all)")
+    _add_compute_args(s, "output JSON (the accuracy of every subset)")
+    s.set_defaults(func=cmd_learning_curve)
+
+    s = sub.add_parser("study", help="a study's result from its runs or learning-curve points (docs/studies.md)")
+    s.add_argument("--study", required=True, help="study name")
+    s.add_argument("--kind", required=True, choices=["learning_curve", "k_sweep", "base_model_scaling"])
+    s.add_argument("--points", nargs="*", default=[], help="learning_curve: the point JSON of every size")
+    s.add_argument("--targets", nargs="*", type=float, default=[],
+                   help="learning_curve: accuracies as fractions of the full-data accuracy")
+    s.add_argument("--dataset", default="", help="learning_curve: the dataset's name")
+    s.add_argument("--members", type=_members, default=[],
+                   help="k_sweep, base_model_scaling: JSON list of the runs ({run, metrics, benchmarks, gpu, ...})")
+    s.add_argument("--radii", nargs="*", type=int, default=[], help="radii reported")
+    s.add_argument("--learning-curve", type=_path_or_none, default=None,
+                   help="k_sweep: a learning-curve study's metrics JSON to draw its prediction (none: no curve)")
+    s.add_argument("--metrics", required=True, help="output metrics JSON (metrics/studies/<study>.json)")
+    s.add_argument("--plot", required=True, help="output PNG")
+    s.set_defaults(func=cmd_study)
+
+    s = sub.add_parser("studies-report", help="report/studies.html: one section per study")
+    s.add_argument("--studies", nargs="+", required=True, help="metrics JSON of every study")
+    s.add_argument("--plots", nargs="*", default=[], help="study PNGs to embed")
+    s.add_argument("--out", required=True, help="output HTML")
+    s.set_defaults(func=cmd_studies_report)
     return p
 
 

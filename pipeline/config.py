@@ -28,7 +28,6 @@ def validate(params: dict, source: str = "params.yaml") -> dict:
     if any(b <= a for a, b in zip(radii, radii[1:])):
         raise PipelineError(f"{source}: radii: must be strictly increasing, got {radii}")
     from .data.prepared import DATASETS
-    from .learners import resolve_params
 
     for name, spec in params["datasets"].items():
         where = f"{source}: datasets.{name}"
@@ -40,28 +39,66 @@ def validate(params: dict, source: str = "params.yaml") -> dict:
         if spec["format"] == "imagenet64" and spec["channels"] != 3:
             raise PipelineError(f"{where}.channels: ImageNet64 images are RGB, use 3")
     for name, run in params["runs"].items():
-        if name.endswith("_attacks"):
-            raise PipelineError(f"{source}: runs.{name}: a run name may not end in _attacks (metrics/<run>_attacks.json "
-                                "holds a run's attack results); rename the run")
-        if run["dataset"] not in DATASETS and run["dataset"] not in params["datasets"]:
-            raise PipelineError(f"{source}: runs.{name}.dataset: {run['dataset']!r} is neither a built-in dataset "
-                                f"({', '.join(DATASETS)}) nor declared under datasets:")
-        if run["method"] == "dpa" and run["d"] != 1:
-            raise PipelineError(f"{source}: runs.{name}.d: must be 1 for method dpa (d is FA's spreading degree)")
-        if run["versions"] > 1 and run["method"] != "dpa":
-            raise PipelineError(f"{source}: runs.{name}.versions: DPA* (versions > 1) applies to method dpa only")
-        if run.get("attacks") is not None:
-            from .learners import is_decomposable
-
-            if not is_decomposable(run["learner"]["name"]) or not run.get("shared_distances", True):
-                raise PipelineError(f"{source}: runs.{name}.attacks: the attack stage evaluates attacked ensembles from "
-                                    "shared nearest-neighbour distances, so it needs learner orient_nn or hog_nn with "
-                                    "shared_distances: true; use one, or set attacks: null")
-        try:
-            resolve_params(run["learner"]["name"], run["learner"]["params"])
-        except PipelineError as err:
-            raise PipelineError(f"{source}: runs.{name}.learner.params: {err}") from None
+        _check_run(params, name, run, source, f"runs.{name}")
+    _check_studies(params, source, validator)
     return params
+
+
+def _check_run(params: dict, name: str, run: dict, source: str, where: str) -> None:
+    """The checks of one run a schema cannot express; ``where``: how the message names the run."""
+    from .data.prepared import DATASETS
+    from .learners import resolve_params
+
+    if name.endswith("_attacks"):
+        raise PipelineError(f"{source}: {where}: a run name may not end in _attacks (metrics/<run>_attacks.json "
+                            "holds a run's attack results); rename the run")
+    if run["dataset"] not in DATASETS and run["dataset"] not in params["datasets"]:
+        raise PipelineError(f"{source}: {where}.dataset: {run['dataset']!r} is neither a built-in dataset "
+                            f"({', '.join(DATASETS)}) nor declared under datasets:")
+    if run["method"] == "dpa" and run["d"] != 1:
+        raise PipelineError(f"{source}: {where}.d: must be 1 for method dpa (d is FA's spreading degree)")
+    if run["versions"] > 1 and run["method"] != "dpa":
+        raise PipelineError(f"{source}: {where}.versions: DPA* (versions > 1) applies to method dpa only")
+    if run.get("attacks") is not None:
+        from .learners import is_decomposable
+
+        if not is_decomposable(run["learner"]["name"]) or not run.get("shared_distances", True):
+            raise PipelineError(f"{source}: {where}.attacks: the attack stage evaluates attacked ensembles from "
+                                "shared nearest-neighbour distances, so it needs learner orient_nn or hog_nn with "
+                                "shared_distances: true; use one, or set attacks: null")
+    try:
+        resolve_params(run["learner"]["name"], run["learner"]["params"])
+    except PipelineError as err:
+        raise PipelineError(f"{source}: {where}.learner.params: {err}") from None
+
+
+def _check_studies(params: dict, source: str, validator) -> None:
+    """Study checks beyond the schema, then every run the studies expand into, as a run under runs: is checked."""
+    from . import studies
+
+    run_schema = {"$defs": validator.schema["$defs"], "$ref": "#/$defs/run"}
+    for name, study in params.get("studies", {}).items():
+        swept = studies.swept_override(study)
+        if swept:
+            raise PipelineError(f"{source}: studies.{name}.overrides.{swept[0]}: {swept[1]}")
+        if study["base"] in params["runs"]:  # else study_problems names the base
+            base = studies.study_base(params, name)
+            errors = sorted(type(validator)(run_schema).iter_errors(base), key=lambda e: len(e.absolute_path))
+            if errors:
+                raise PipelineError(f"{source}: studies.{name}.overrides.{_where(errors[0].absolute_path)}: "
+                                    f"{errors[0].message}")
+    for where, problem in studies.study_problems(params):
+        raise PipelineError(f"{source}: {where}: {problem}")
+    new_runs, _ = studies.expand(params)
+    for name, run in new_runs.items():
+        study = name.split(studies.STUDY_RUN_SEPARATOR)[0]
+        where = f"studies.{study} (its run {name})"
+        if name in params["runs"]:
+            raise PipelineError(f"{source}: {where}: a run under runs: has this name; rename that run")
+        errors = sorted(type(validator)(run_schema).iter_errors(run), key=lambda e: len(e.absolute_path))
+        if errors:
+            raise PipelineError(f"{source}: {where}: {_where(errors[0].absolute_path)}: {errors[0].message}")
+        _check_run(params, name, run, source, where)
 
 
 def load(path="params.yaml") -> dict:

@@ -19,6 +19,7 @@ from pipeline.errors import PipelineError
 from pipeline.learners import defaults as learner_defaults
 from pipeline.learners import is_decomposable, wants_gpu
 from pipeline.partition import n_shards
+from pipeline.studies import curve_sizes, expand as expand_studies
 
 def config_layers():
     """(name, dict) of every source of the config, in the order Snakemake merges them (later ones win).
@@ -47,7 +48,11 @@ try:
 except PipelineError as err:
     raise ValueError(str(err)) from None
 
-RUNS = config["runs"]
+# The configured runs, then the runs the studies expand into (built by the study targets only: rules/study.smk)
+CONFIGURED_RUNS = list(config["runs"])
+STUDIES = config.get("studies") or {}
+STUDY_RUNS, STUDY_MEMBERS = expand_studies(config)
+RUNS = {**config["runs"], **STUDY_RUNS}
 # per-shard files of a run (shard_files fills in run and shard; a bucket group per shard)
 MODELS = "work/{run}/models/shard_{shard}.pt"
 PREDICTIONS = "work/{run}/predictions/shard_{shard}.parquet"
@@ -177,8 +182,8 @@ def attack_args(w):
 
 
 def attack_outputs():
-    """Every run's attack summary (metrics, CSV, plot), for runs with attacks."""
-    return [path for run in RUNS if attack_families(run)
+    """Every configured run's attack summary (metrics, CSV, plot), for runs with attacks."""
+    return [path for run in CONFIGURED_RUNS if attack_families(run)
             for path in (f"metrics/{run}_attacks.json", f"plots/{run}_attacks.csv", f"plots/{run}_attacks.png")]
 
 
@@ -250,15 +255,18 @@ def code(stage_module):
     return [os.path.relpath(p) if p.resolve().is_relative_to(Path.cwd().resolve()) else str(p) for p in paths]
 
 
+def run_results(run):
+    """A run's results: its metrics, curve (CSV, PNG) and certificates."""
+    return [f"metrics/{run}.json", f"plots/{run}_certified_accuracy.csv", f"plots/{run}_certified_accuracy.png",
+            f"work/{run}/certificates.parquet"]
+
+
 def final_outputs():
-    outs = ["report/index.html", "report/summary.txt", *attack_outputs()]
-    for run in RUNS:
-        outs += [f"metrics/{run}.json", f"plots/{run}_certified_accuracy.csv", f"plots/{run}_certified_accuracy.png",
-                 f"work/{run}/certificates.parquet"]
-    return outs
+    return ["report/index.html", "report/summary.txt", *attack_outputs(),
+            *(path for run in CONFIGURED_RUNS for path in run_results(run))]
 
 
-def intermediate_outputs():
+def intermediate_outputs(runs=None):
     """Every file the runs' results are built from, up to the partition: prepared splits and partition files (and
     the test features, and the attacks' results and edits).
 
@@ -267,7 +275,8 @@ def intermediate_outputs():
     run anyway. Listed without the checkpoint, since a missing shard file leaves the checkpoint incomplete.
     """
     outs = []
-    for run, cfg in RUNS.items():
+    for run in CONFIGURED_RUNS if runs is None else runs:
+        cfg = RUNS[run]
         outs += [prepared(cfg["dataset"], split) for split in ("train", "test")]
         outs += [f"work/{run}/partition/assignment.parquet", f"work/{run}/partition/inserted.npz"]
         outs += shard_files(run, "work/{run}/partition/shard_{shard}.json")
@@ -278,12 +287,97 @@ def intermediate_outputs():
     return sorted(set(outs))
 
 
-def trained_outputs(wildcards):
-    """Every run's checkpoints and predictions, or bucket distances (once its partition is complete), as targets
-    of `rule all`."""
+def trained_outputs(wildcards, runs=None):
+    """Every configured run's (or ``runs``') checkpoints and predictions, or bucket distances (once its partition
+    is complete), as targets of `rule all` (and of the study rules)."""
     patterns = {True: [DISTANCES], False: [MODELS, PREDICTIONS]}
-    return [path for run in RUNS for pattern in patterns[shared_distances(run)]
+    return [path for run in (CONFIGURED_RUNS if runs is None else runs) for pattern in patterns[shared_distances(run)]
             for path in after_partition(run, shard_files(run, pattern))]
+
+
+def study_runs(study):
+    """The runs a k_sweep or base_model_scaling study reads (configured runs it shares included), in order."""
+    return list(dict.fromkeys(m["run"] for m in STUDY_MEMBERS[study]))
+
+
+def run_benchmarks(run):
+    """The Snakemake benchmark files of a run's jobs (partition, train and predict or test features and
+    distances, certify): what a study reads the run's compute from."""
+    if shared_distances(run):
+        jobs = ["test_features"] + shard_files(run, "distances_buckets_{shard}")
+    else:
+        jobs = shard_files(run, "train_shard_{shard}") + shard_files(run, "predict_shard_{shard}")
+    return [f"logs/benchmarks/{run}/{job}.tsv" for job in ["partition", *jobs, "certify"]]
+
+
+def study_members_json(study):
+    """The study's runs for `python -m pipeline study --members`: run, metrics file, benchmark files, whether its
+    train and predict jobs ran on a GPU, and what the study varies."""
+    return json.dumps([{**m, "metrics": f"metrics/{m['run']}.json", "benchmarks": run_benchmarks(m["run"]),
+                        "gpu": train_gpus(m["run"]) > 0} for m in STUDY_MEMBERS[study]])
+
+
+def study_points(study):
+    """A learning-curve study's point files, one per subset size."""
+    return [f"work/studies/{study}/learning_curve/n{size}.json" for size in learning_curve_sizes(study)]
+
+
+def study_benchmarks(study):
+    """The benchmark files of a study's runs (once their partitions are complete)."""
+    return [path for run in study_runs(study) for path in after_partition(run, run_benchmarks(run))]
+
+
+def study_base_run(study):
+    """The settings a study starts from: its base run with its overrides."""
+    from pipeline.studies import study_base
+
+    return study_base(config, study)
+
+
+def learning_curve_sizes(study):
+    """Subset sizes of a learning-curve study (the last: the whole training set)."""
+    base = study_base_run(study)
+    n_train = dataset_size(base["dataset"])["n_train"]
+    return curve_sizes(STUDIES[study], min(base["train_limit"] or n_train, n_train))
+
+
+def learning_curve_job_size(study, size):
+    """run_size of a learning-curve job: ``seeds`` models of ``size`` samples each, trained and predicted in one job
+    (as a shard of a run would be)."""
+    base = study_base_run(study)
+    cfg = dict(base, method="dpa", k=1, d=1, versions=1, shard_size=STUDIES[study]["seeds"])
+    params = {**learner_defaults(base["learner"]["name"]), **base["learner"]["params"]}
+    z = res.run_size(cfg, dataset_size(base["dataset"]), params, False)
+    return {**z, "shard_models": STUDIES[study]["seeds"], "max_subset": size}
+
+
+def learning_curve_mem_mb(study, size):
+    """Memory of a learning-curve job (MB): a nearest-neighbour learner's subsets (the images of every draw) and
+    one draw's features and distances, as a distances job over one bucket of ``size`` samples; other learners:
+    what training and predicting its models would take in a shard's jobs."""
+    z = learning_curve_job_size(study, size)
+    if is_decomposable(z["learner"]):
+        copies = 1 + len(z["params"].get("rotations", []))
+        subsets = z["shard_models"] * size * z["pixels"] // 2**20
+        return subsets + res.distances_mem_mb(z["train_bytes"], z["n_test"], z["pixels"], size, copies, 1, 1,
+                                              z["n_classes"])
+    return max(res.job_mem_mb("train", z), res.job_mem_mb("predict", z))
+
+
+def learning_curve_runtime_min(study, size):
+    """Minutes a learning-curve job declares: a shard's train and predict jobs of the same size."""
+    z = learning_curve_job_size(study, size)
+    on_gpu = config["device"] != "cpu" and wants_gpu(z["learner"])
+    return res.job_runtime_min("train", z, on_gpu) + res.job_runtime_min("predict", z, on_gpu)
+
+
+STUDY_FIGURES = {"learning_curve": "learning_curve", "k_sweep": "k_sweep", "base_model_scaling": "pareto"}
+
+
+def study_outputs(study):
+    """A study's result: metrics/studies/<study>.json and its figure."""
+    return {"metrics": f"metrics/studies/{study}.json",
+            "plot": f"plots/studies/{study}_{STUDY_FIGURES[STUDIES[study]['kind']]}.png"}
 
 
 def print_summary():

@@ -4,14 +4,16 @@
 
 rule report:
     input:
-        metrics=lambda w: [after_partition(run, f"metrics/{run}.json") for run in RUNS],
-        plots=[f"plots/{run}_certified_accuracy.png" for run in RUNS]
-        + [f"plots/{run}_attacks.png" for run in RUNS if attack_families(run)],
-        attacks=[f"metrics/{run}_attacks.json" for run in RUNS if attack_families(run)],
+        metrics=lambda w: [after_partition(run, f"metrics/{run}.json") for run in CONFIGURED_RUNS],
+        plots=[f"plots/{run}_certified_accuracy.png" for run in CONFIGURED_RUNS]
+        + [f"plots/{run}_attacks.png" for run in CONFIGURED_RUNS if attack_families(run)],
+        attacks=[f"metrics/{run}_attacks.json" for run in CONFIGURED_RUNS if attack_families(run)],
         code=code("stages/report.py"),
     output:
         html="report/index.html",
         summary="report/summary.txt",
+    params:
+        studies=list(STUDIES),  # pointed to: `snakemake studies` builds them (rules/study.smk)
     conda:
         "../envs/pipeline.yaml"
     log:
@@ -23,4 +25,4 @@ rule report:
         runtime=10,
     shell:
         "python -m pipeline report --metrics {input.metrics:q} --plots {input.plots:q} --attacks {input.attacks:q}"
-        " --out-dir report > {log:q} 2>&1"
+        " --studies {params.studies} --out-dir report > {log:q} 2>&1"

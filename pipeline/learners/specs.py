@@ -99,6 +99,7 @@ SPECS = {
             "crop_padding": 4,             # random crop back to the image size after zero padding (0 = off)
             "flip": False,                 # random horizontal flips (CIFAR-10)
             "resize": None,                # resize images to resize x resize first (GTSRB: 48)
+            "width": 192,                  # channels of the widest layers (the papers': 192); the others in proportion
         },
         "schema": _schema({
             **_TORCH,
@@ -107,6 +108,7 @@ SPECS = {
             "gamma": {**_NUMBER, "exclusiveMinimum": 0},
             "flip": {"type": "boolean"},
             "resize": {"type": ["integer", "null"], "minimum": 1},  # null: keep the size
+            "width": {**_INT, "minimum": 1},
         }),
     },
 }

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..artifacts.attacks import read_summary
 from ..artifacts.metrics import load_metrics, rerun_certify
+from ..artifacts.studies import headline, read_study
 from ..atomic import write_text
 from ..errors import PipelineError
 
@@ -79,26 +80,89 @@ def attack_lines(attack_metrics: list[dict]) -> list[str]:
     return lines
 
 
-def html_page(all_metrics: list[dict], plot_paths) -> str:
+STYLE = ("body{font-family:sans-serif;max-width:60em;margin:2em auto}table{border-collapse:collapse}"
+         "td,th{border:1px solid #ccc;padding:.2em .6em;text-align:right}img{max-width:100%}")
+
+
+def _table(header, rows) -> str:
+    cells = lambda row, tag: "".join(f"<{tag}>{html.escape(str(c))}</{tag}>" for c in row)  # noqa: E731
+    return (f"<table><thead><tr>{cells(header, 'th')}</tr></thead><tbody>"
+            + "".join(f"<tr>{cells(r, 'td')}</tr>" for r in rows) + "</tbody></table>")
+
+
+def _figure(path) -> str:
+    return (f"<figure><img alt='{html.escape(Path(path).stem)}' src='data:image/png;base64,"
+            f"{base64.b64encode(Path(path).read_bytes()).decode()}'><figcaption>{html.escape(Path(path).name)}"
+            "</figcaption></figure>")
+
+
+def study_table(result: dict):
+    """Header and rows of a study's table (values in %)."""
+    if result["kind"] == "learning_curve":
+        return (["training samples", "draws", "mean accuracy", "std"],
+                [[p["size"], len(p["accuracy"]), _pct(p["mean"]), _pct(p["std"])] for p in result["points"]])
+    if result["kind"] == "k_sweep":
+        certs = result["certificates"]
+        header = ["k", "method", "base acc."] + [f"{label} r={r}" for c, label in certs.items() for r in result["radii"]
+                                                  if c in certs] + ["compute (s)"]
+        rows = [[p["k"], p["method"].upper(), _pct(p["base_model_accuracy"])]
+                + [_pct(p["certified_accuracy"].get(c, {}).get(str(r))) for c in certs for r in result["radii"]]
+                + [f"{p['cost']['compute_seconds']:.0f}"] for p in result["points"]]
+        return header, rows
+    header = ["setting", "k", "learner", "base acc."] + [f"r={r}" for r in result["radii"]] + ["compute (s)"]
+    rows = [[p["setting"], p["k"], p["learner"], _pct(p["base_model_accuracy"])]
+            + [_pct(p["certified_accuracy"][str(r)]) for r in result["radii"]] + [f"{p['cost']['compute_seconds']:.0f}"]
+            for p in result["points"]]
+    return header, rows
+
+
+def write_studies_page(study_paths, plot_paths, out) -> str:
+    """report/studies.html: per study its headline, table, figures and result JSON. Returns the headlines."""
+    results = [read_study(p) for p in study_paths]
+    for plot in map(Path, plot_paths):
+        if not plot.is_file():
+            raise PipelineError(f"{plot}: plot not found; run snakemake again (the study's rule writes it)")
+    sections, text = [], []
+    for result in results:
+        lines = headline(result)
+        text += lines
+        figures = "".join(_figure(p) for p in plot_paths if Path(p).name.startswith(f"{result['study']}_"))
+        sections.append(f"<h2>{html.escape(result['study'])} ({html.escape(result['kind'].replace('_', ' '))})</h2>"
+                        f"<pre>{html.escape(chr(10).join(lines))}</pre>{_table(*study_table(result))}{figures}"
+                        f"<details><summary>result</summary><pre>{html.escape(json.dumps(result, indent=1))}</pre>"
+                        "</details>")
+    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>Studies</title><style>{STYLE}</style></head>"
+            "<body><h1>Studies: how large k, which base model</h1><p>docs/studies.md explains each study. "
+            "Accuracies in %; compute in CPU seconds (wall seconds of GPU jobs) from Snakemake's benchmark files."
+            f"</p>{''.join(sections)}</body></html>\n")
+    write_text(out, page)
+    return "\n".join(text) + "\n"
+
+
+def studies_line(studies) -> str:
+    """Where the configured studies are (they are not part of this report's targets), or '' without studies."""
+    if not studies:
+        return ""
+    return (f"studies: {', '.join(studies)}: `snakemake --cores all studies` builds them into report/studies.html "
+            "(docs/studies.md)")
+
+
+def html_page(all_metrics: list[dict], plot_paths, studies=()) -> str:
     header, rows = table_rows(all_metrics)
-    cells = lambda row, tag: "".join(f"<{tag}>{html.escape(c)}</{tag}>" for c in row)  # noqa: E731
-    table = (f"<table><thead><tr>{cells(header, 'th')}</tr></thead><tbody>"
-             + "".join(f"<tr>{cells(r, 'td')}</tr>" for r in rows) + "</tbody></table>")
-    figures = "".join(
-        f"<figure><img alt='{html.escape(Path(p).stem)}' src='data:image/png;base64,"
-        f"{base64.b64encode(Path(p).read_bytes()).decode()}'><figcaption>{html.escape(Path(p).name)}</figcaption></figure>"
-        for p in plot_paths)
+    figures = "".join(_figure(p) for p in plot_paths)
     details = "".join(f"<h3>{html.escape(m['run'])}</h3><pre>{html.escape(json.dumps(m, indent=1))}</pre>"
                       for m in all_metrics)
-    style = ("body{font-family:sans-serif;max-width:60em;margin:2em auto}table{border-collapse:collapse}"
-             "td,th{border:1px solid #ccc;padding:.2em .6em;text-align:right}img{max-width:100%}")
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>Certified accuracy</title><style>{style}</style>"
+    pointer = (f"<h2>Studies</h2><p>{html.escape(', '.join(studies))}: built by <code>snakemake --cores all "
+               "studies</code> into <a href='studies.html'>studies.html</a> (docs/studies.md).</p>") if studies else ""
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>Certified accuracy</title><style>{STYLE}</style>"
             f"</head><body><h1>Certified robustness to training-data poisoning</h1>"
             f"<p>Certified accuracy (%) by radius: inserted + removed training samples. r = 0 is clean accuracy.</p>"
-            f"{table}{figures}<h2>Metrics</h2>{details}</body></html>\n")
+            f"{_table(header, rows)}{figures}{pointer}<h2>Metrics</h2>{details}</body></html>\n")
 
 
-def write_report(metrics_paths, plot_paths, out_dir, attack_paths=()) -> str:
+def write_report(metrics_paths, plot_paths, out_dir, attack_paths=(), studies=()) -> str:
+    """report/summary.txt and report/index.html over every run; ``studies``: the configured studies' names,
+    pointed to (they are built by their own targets)."""
     all_metrics = load_metrics(metrics_paths)
     attack_metrics = [read_summary(p) for p in attack_paths]
     for plot in map(Path, plot_paths):
@@ -107,8 +171,9 @@ def write_report(metrics_paths, plot_paths, out_dir, attack_paths=()) -> str:
                 raise PipelineError(f"{plot}: plot not found; run snakemake again (attack_summary writes it)")
             run = plot.stem.removesuffix("_certified_accuracy")
             raise PipelineError(f"{plot}: plot not found; {rerun_certify(plot, run, '--plots')}")
-    text = summary_text(all_metrics) + "".join(f"{line}\n" for line in attack_lines(attack_metrics))
-    page = html_page(all_metrics, plot_paths)  # both built before either is written: no partial output
+    lines = attack_lines(attack_metrics) + ([studies_line(studies)] if studies else [])
+    text = summary_text(all_metrics) + "".join(f"{line}\n" for line in lines)
+    page = html_page(all_metrics, plot_paths, studies)  # both built before either is written: no partial output
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)  # the folder the user named with --out-dir
     write_text(out_dir / "summary.txt", text)

@@ -1,0 +1,293 @@
+"""Studies (docs/studies.md): expansion into runs, the learning-curve and Pareto maths, schema errors naming the
+key, and the tiny studies end to end (shared artifacts built once, outputs and plots, results equal to the runs'
+own metrics, nothing rebuilt on a second call, the default target untouched)."""
+
+import copy
+import json
+
+import numpy as np
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pipeline import curves, studies
+from pipeline.config import validate
+from pipeline.errors import PipelineError
+
+from .conftest import REPO, declared_and_measured, executed_jobs, make_project, planned_jobs, snakemake, tiny_params
+
+# ---------------------------------------------------------------------------------------------- maths
+
+
+def test_power_law_fit_recovers_a_known_curve():
+    sizes = np.geomspace(10, 30000, 12).round()
+    accuracy = 0.97 - 1.8 * sizes ** -0.55
+    fit = curves.fit_power_law(sizes, accuracy, floor=0.1)
+    assert fit["A"] == pytest.approx(0.97, abs=2e-3) and fit["c"] == pytest.approx(0.55, abs=0.02)
+    assert fit["rmse"] < 1e-3
+    n = curves.fitted_sample_complexity(fit, 0.9)
+    assert curves.predicted_accuracy(fit, [n])[0] == pytest.approx(0.9, abs=1e-9)
+    assert curves.fitted_sample_complexity(fit, fit["A"] + 0.01) is None  # beyond the asymptote
+    with pytest.raises(ValueError, match="at least 3 points"):
+        curves.fit_power_law([10, 20], [0.5, 0.6])
+    with pytest.raises(ValueError, match="do not rise"):
+        curves.fit_power_law([10, 20, 40, 80], [0.9, 0.8, 0.7, 0.6])
+
+
+def test_measured_sample_complexity_interpolates_in_log_size():
+    sizes, accuracy = [10, 100, 1000], [0.5, 0.7, 0.9]
+    assert curves.measured_sample_complexity(sizes, accuracy, 0.8) == pytest.approx(np.sqrt(100 * 1000))
+    assert curves.measured_sample_complexity(sizes, accuracy, 0.4) == 10
+    assert curves.measured_sample_complexity(sizes, accuracy, 0.95) is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 20), st.integers(0, 20)), min_size=1, max_size=12))
+def test_pareto_front_is_exactly_the_undominated_points(points):
+    cost, value = zip(*points)
+    front = curves.pareto_front(cost, value)
+    dominated = {i for i in range(len(points)) for j in range(len(points))
+                 if cost[j] <= cost[i] and value[j] >= value[i] and (cost[j], value[j]) != (cost[i], value[i])}
+    first_of_equals = {i for i in range(len(points)) if points.index(points[i]) == i}
+    assert set(front) == set(range(len(points))) - dominated & first_of_equals
+    assert [cost[i] for i in front] == sorted(cost[i] for i in front)
+
+
+def test_learning_curve_subsets_are_nested_seeded_and_sizes_log_spaced():
+    a, b = studies.subset(1000, 30, 0, 1), studies.subset(1000, 300, 0, 1)
+    assert set(a) <= set(b) and len(set(b)) == 300 and np.array_equal(a, studies.subset(1000, 30, 0, 1))
+    assert not np.array_equal(a, studies.subset(1000, 30, 0, 2))
+    sizes = studies.curve_sizes({"min_size": 10, "max_size": None, "points": 5}, 60000)
+    assert sizes == [10, 74, 548, 4054, 30000, 60000]  # up to half the training set, then all of it
+    assert studies.curve_sizes({"min_size": 10, "max_size": 500, "points": 3}, 200) == [10, 45, 200]
+
+
+# ---------------------------------------------------------------------------------------------- expansion
+
+
+def study_params(**studies_block):
+    params = yaml.safe_load((REPO / "configs" / "tiny.yaml").read_text())
+    params["studies"] = copy.deepcopy(studies_block)
+    return params
+
+
+K_SWEEP = {"kind": "k_sweep", "base": "tiny", "overrides": {}, "k": [10, 20, 40], "methods": ["dpa", "fa"], "d": 2,
+           "learning_curve": None}
+SCALING = {"kind": "base_model_scaling", "base": "tiny", "overrides": {}, "k": [10, 20], "scale_epochs": True,
+           "settings": {"orient": {"name": "orient_nn", "params": {}}, "cnn": {"name": "small_cnn",
+                                                                              "params": {"epochs": 20}}},
+           "radii": [1, 3]}
+CURVE = {"kind": "learning_curve", "base": "tiny", "overrides": {}, "min_size": 10, "max_size": 500, "points": 3,
+         "seeds": 2, "sample_seed": 0, "targets": [0.8, 0.9]}
+
+
+def test_studies_expand_into_runs_sharing_equal_ones():
+    params = study_params(ks=K_SWEEP, sc=SCALING, lc=CURVE)
+    validate(params)
+    new, members = studies.expand(params)
+    # k = 20 with DPA is the configured run tiny; the scaling study's orient_nn k = 10 is the sweep's k = 10
+    assert [m["run"] for m in members["ks"]] == ["ks__dpa_k10", "tiny", "ks__dpa_k40", "ks__fa_k10_d2",
+                                                 "ks__fa_k20_d2", "ks__fa_k40_d2"]
+    assert [m["run"] for m in members["sc"]] == ["ks__dpa_k10", "tiny", "sc__cnn_k10", "sc__cnn_k20"]
+    assert members["lc"] == []
+    assert set(new) == {"ks__dpa_k10", "ks__dpa_k40", "ks__fa_k10_d2", "ks__fa_k20_d2", "ks__fa_k40_d2",
+                        "sc__cnn_k10", "sc__cnn_k20"}
+    as_base = new["ks__fa_k40_d2"] | {"method": "dpa", "k": 20, "d": 1, "shard_size": 10}
+    assert as_base == {**params["runs"]["tiny"], "attacks": None}
+    assert new["ks__fa_k40_d2"]["shard_size"] == 20  # as many jobs as the base run (k = 20, 10 per job)
+    # epochs follow the partition size: k / base k (tiny: k = 20)
+    assert new["sc__cnn_k10"]["learner"]["params"]["epochs"] == 10
+    assert new["sc__cnn_k20"]["learner"]["params"]["epochs"] == 20
+
+
+def test_overrides_replace_the_base_run_settings_and_drop_attacks():
+    params = study_params(ks={**K_SWEEP, "methods": ["dpa"], "overrides": {"roe": False, "learner": {
+        "name": "hog_nn", "params": {"cells": [4]}}}})
+    params["runs"]["tiny"]["attacks"] = {"seed": 0, "targeted": None, "label_flip": None, "backdoor": None}
+    new, members = studies.expand(validate(params))
+    assert [m["run"] for m in members["ks"]] == ["ks__dpa_k10", "ks__dpa_k20", "ks__dpa_k40"]  # another learner
+    run = new["ks__dpa_k20"]
+    assert run["roe"] is False and run["learner"] == {"name": "hog_nn", "params": {"cells": [4]}}
+    assert run["attacks"] is None
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda s: s["ks"].update(kind="grid"), r"studies\.ks\.kind: 'grid' is not one of"),
+    (lambda s: s["ks"].update(base="nope"), r"studies\.ks\.base: 'nope' is not a run under runs:"),
+    (lambda s: s["ks"].update(k=[10, "many"]), r"studies\.ks\.k\.1: 'many' is not of type 'integer'"),
+    (lambda s: s["ks"].pop("methods"), r"studies\.ks: 'methods' is a required property"),
+    (lambda s: s["ks"].update(d=None), r"studies\.ks\.d: method fa needs a spreading degree d"),
+    (lambda s: s["ks"].update(learning_curve="sc"), r"studies\.ks\.learning_curve: 'sc' is not a learning_curve"),
+    (lambda s: s["ks"]["overrides"].update(lerner={}), r"studies\.ks\.overrides: 'lerner' is not one of"),
+    (lambda s: s["ks"]["overrides"].update(k=0), r"studies\.ks\.overrides\.k: the study sets k itself"),
+    (lambda s: s["sc"]["overrides"].update(learner={}), r"studies\.sc\.overrides\.learner: the study sets learner"),
+    (lambda s: s["ks"]["overrides"].update(shard_size=0),
+     r"studies\.ks\.overrides\.shard_size: 0 is less than the minimum of 1"),
+    (lambda s: s["ks"]["overrides"].update(hash="md5"), r"studies\.ks\.overrides\.hash: 'md5'"),
+    (lambda s: s["ks"]["overrides"].update(method="fa"), r"studies\.ks\.overrides\.method: the study sets method"),
+    (lambda s: s["ks"]["overrides"].update(d=3), r"studies\.ks\.overrides\.d: the study sets d"),
+    (lambda s: s["sc"].update(radii=[2, 7]), r"studies\.sc\.radii: \[7\] are not among the radii"),
+    (lambda s: s["sc"]["settings"]["cnn"]["params"].update(epoch=3),
+     r"studies\.sc\.settings\.cnn\.params: learner 'small_cnn' has no parameter 'epoch'"),
+    (lambda s: s["lc"].update(max_size=5), r"studies\.lc\.max_size: must be at least min_size"),
+    (lambda s: s["lc"].update(targets=[1.2]), r"studies\.lc\.targets\.0: 1\.2 is greater than or equal"),
+    (lambda s: s.update(Bad__name=s["lc"]), r"studies: 'Bad__name' does not match"),
+])
+def test_bad_studies_name_the_key(change, message):
+    params = study_params(ks=K_SWEEP, sc=SCALING, lc=CURVE)
+    change(params["studies"])
+    with pytest.raises(PipelineError, match=message):
+        validate(params)
+
+
+def test_study_runs_may_not_take_a_configured_runs_name_nor_point_at_another_learners_curve():
+    params = study_params(ks={**K_SWEEP, "methods": ["dpa"]}, lc=CURVE)
+    params["runs"]["ks__dpa_k10"] = dict(params["runs"]["tiny"], roe=False)
+    with pytest.raises(PipelineError, match=r"studies\.ks \(its run ks__dpa_k10\): a run under runs: has this name"):
+        validate(params)
+    params = study_params(ks={**K_SWEEP, "methods": ["dpa"], "learning_curve": "lc"},
+                          lc={**CURVE, "overrides": {"learner": {"name": "hog_nn", "params": {}}}})
+    with pytest.raises(PipelineError, match=r"studies\.ks\.learning_curve: study 'lc' measures another learner"):
+        validate(params)
+
+
+# ---------------------------------------------------------------------------------------------- workflow
+
+
+TINY_STUDIES = {
+    "lc": {**CURVE, "points": 3},
+    "ks": {**K_SWEEP, "k": [10, 20], "methods": ["dpa", "fa"], "learning_curve": "lc"},
+    "sc": {**SCALING, "k": [20], "settings": {"orient": {"name": "orient_nn", "params": {}},
+                                              "orient_coarse": {"name": "orient_nn", "params": {"grid": 5,
+                                                                                               "stride": 5.0}}}},
+}
+
+
+@pytest.fixture(scope="module")
+def studied(tmp_path_factory, mnist_raw_dir):
+    """A tiny project with three studies, built with `snakemake studies` (the planned jobs, the result)."""
+    params = tiny_params(mnist_raw_dir.parent)
+    params["studies"] = copy.deepcopy(TINY_STUDIES)
+    project = make_project(tmp_path_factory.mktemp("studies"), params)
+    planned = planned_jobs(project, "studies")
+    result = snakemake(project, "studies")
+    return project, planned, result
+
+
+@pytest.mark.workflow
+def test_studies_expand_into_runs_and_share_what_they_can(studied):
+    project, planned, result = studied
+    # one prepared dataset; the configured run tiny (k = 20, DPA) serves the sweep and both scaling settings'
+    # orient_nn k = 20; new runs: DPA k = 10, FA k = 10 and 20, the coarse setting at k = 20
+    assert planned["prepare"] == 1
+    partitions = sorted(rule.removeprefix("partition_") for rule in planned if rule.startswith("partition_"))
+    assert partitions == ["ks__dpa_k10", "ks__fa_k10_d2", "ks__fa_k20_d2", "sc__orient_coarse_k20", "tiny"]
+    assert planned["certify"] == 5
+    done = executed_jobs(result)  # jobs after the partition checkpoints are planned once these have run
+    assert done["test_features"] == 5 and done["prepare"] == 1 and done["learning_curve_point"] == 4
+    rows = declared_and_measured(project, result)
+    assert sum("/learning_curve_n" in bench for bench, *_ in rows) == 4
+    for bench, mem_mb, runtime_min, max_rss, seconds in rows:
+        assert max_rss <= mem_mb and seconds <= 60 * runtime_min, (bench, mem_mb, max_rss, runtime_min, seconds)
+    assert planned["learning_curve_point"] == 4  # sizes 10, 71, 500 and the whole set (2,000)
+    assert planned["study_lc"] == planned["study_ks"] == planned["study_sc"] == planned["studies_report"] == 1
+    # the default target builds none of it
+    assert not any(r.startswith(("study_", "learning_curve", "partition_ks", "partition_sc"))
+                   for r in planned_jobs(project))
+
+
+@pytest.mark.workflow
+def test_study_results_are_the_runs_own_figures(studied):
+    project, _, _ = studied
+    ks = json.loads((project / "metrics/studies/ks.json").read_text())
+    runs = {p["run"]: p for p in ks["points"]}
+    assert set(runs) == {"ks__dpa_k10", "tiny", "ks__fa_k10_d2", "ks__fa_k20_d2"}
+    for name, point in runs.items():
+        metrics = json.loads((project / f"metrics/{name}.json").read_text())
+        assert point["certified_accuracy"] == metrics["certified_accuracy"]
+        assert point["base_model_accuracy"] == metrics["base_model_accuracy"]
+        assert point["cost"]["cpu_seconds"] > 0 and set(point["cost"]["cpu_seconds_by_stage"]) == {
+            "partition", "test_features", "distances", "certify"}
+    for cert, by_radius in ks["best_k"].items():
+        for r, best in by_radius.items():
+            top = max(p["certified_accuracy"][cert][r] for p in ks["points"] if cert in p["certified_accuracy"])
+            assert best["certified_accuracy"] == top
+    predicted = ks["learning_curve"]["predicted_base_accuracy"]
+    assert {"10", "20"} <= set(predicted) and all(0 < v < 1 for v in predicted.values())
+
+    lc = json.loads((project / "metrics/studies/lc.json").read_text())
+    assert [p["size"] for p in lc["points"]] == [10, 71, 500, 2000]
+    assert [len(p["accuracy"]) for p in lc["points"]] == [2, 2, 2, 1]
+    full = json.loads((project / "metrics/tiny.json").read_text())
+    assert lc["n_train"] == full["n_train"] == 2000 and lc["n_test"] == 200
+    for t in lc["targets"]:
+        assert t["largest_useful_k"] == int(2000 // t["n_fit"])
+
+    sc = json.loads((project / "metrics/studies/sc.json").read_text())
+    assert {p["setting"]: p["run"] for p in sc["points"]} == {"orient": "tiny",
+                                                               "orient_coarse": "sc__orient_coarse_k20"}
+    for r in ("1", "3"):
+        front = sc["pareto"][r]
+        assert front and all(a["compute_seconds"] < b["compute_seconds"]
+                             and a["certified_accuracy"] < b["certified_accuracy"] for a, b in zip(front, front[1:]))
+
+    page = (project / "report/studies.html").read_text()
+    for study in ("lc", "ks", "sc"):
+        assert f"<h2>{study} (" in page
+    for png in ("lc_learning_curve", "ks_k_sweep", "sc_pareto"):
+        assert (project / f"plots/studies/{png}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"alt='{png}'" in page
+
+
+@pytest.mark.workflow
+def test_studies_are_deterministic_and_up_to_date_after_a_run(studied):
+    project, _, result = studied
+    assert "Nothing to be done" in snakemake(project, "-n", "studies").stdout
+    before = (project / "work/studies/lc/learning_curve/n71.json").read_bytes()
+    (project / "work/studies/lc/learning_curve/n71.json").unlink()
+    again = snakemake(project, "studies")
+    assert executed_jobs(again) == {"learning_curve_point": 1, "study_lc": 1, "study_ks": 1, "studies_report": 1,
+                                    "studies": 1}
+    assert (project / "work/studies/lc/learning_curve/n71.json").read_bytes() == before
+
+
+@pytest.mark.workflow
+def test_the_runs_report_points_to_the_studies(studied):
+    project, _, _ = studied
+    snakemake(project, "report/index.html")
+    assert "studies: lc, ks, sc: `snakemake --cores all studies`" in (project / "report/summary.txt").read_text()
+    assert "<a href='studies.html'>" in (project / "report/index.html").read_text()
+
+
+def _find(tree, key):
+    """Every value stored under ``key`` anywhere in a JSON tree."""
+    if isinstance(tree, dict):
+        for k, v in tree.items():
+            yield from ([v] if k == key else []) + list(_find(v, key))
+    elif isinstance(tree, list):
+        for v in tree:
+            yield from _find(v, key)
+
+
+@pytest.mark.workflow
+def test_dvc_exp_run_sweeps_a_study_parameter(tmp_path, mnist_raw_dir):
+    from .conftest import run
+
+    params = tiny_params(mnist_raw_dir.parent)
+    params["studies"] = {"ks": {**K_SWEEP, "k": [20], "methods": ["dpa"]}}
+    project = make_project(tmp_path / "exp", params)
+    git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.org"]
+    run(git + ["init", "-q"], project)
+    run(["dvc", "init", "-q"], project)
+    run(git + ["add", "-A"], project)
+    run(git + ["commit", "-q", "-m", "tiny project with a k sweep"], project)
+    run(["dvc", "exp", "run", "-n", "two_k", "-S", "studies.ks.k=[10,20]"], project)
+    assert yaml.safe_load((project / "params.yaml").read_text())["studies"]["ks"]["k"] == [10, 20]
+    ks = json.loads((project / "metrics/studies/ks.json").read_text())
+    assert [p["k"] for p in ks["points"]] == [10, 20]
+    shown = run(["dvc", "exp", "show", "--json"], project).stdout
+    assert '"two_k"' in shown
+    # DVC shows a metrics file's numbers (lists such as points are left out): the best k per radius
+    recorded = [entry["data"] for entry in _find(json.loads(shown), "metrics/studies/ks.json") if "data" in entry]
+    assert any(best["k"] == 10 for data in recorded for best in data["best_k"]["dpa"].values()), recorded
