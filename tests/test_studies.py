@@ -63,6 +63,30 @@ def test_learning_curve_subsets_are_nested_seeded_and_sizes_log_spaced():
     assert studies.curve_sizes({"min_size": 10, "max_size": 500, "points": 3}, 200) == [10, 45, 200]
 
 
+def test_damaged_study_files_are_refused_with_one_message(tmp_path):
+    from pipeline.artifacts.learning_curve import read_point
+    from pipeline.artifacts.studies import read_study
+    from pipeline.stages.study import run_cost
+
+    (tmp_path / "n10.json").write_text('{"size": 10, "accur')
+    with pytest.raises(PipelineError, match=r"n10\.json: unreadable learning-curve point \(JSONDecodeError.*delete it "
+                                            "and run snakemake again"):
+        read_point(tmp_path / "n10.json")
+    (tmp_path / "ks.json").write_text('{"run": "tiny"}')
+    with pytest.raises(PipelineError, match=r"ks\.json: not a study result; delete it and run snakemake again"):
+        read_study(tmp_path / "ks.json")
+    (tmp_path / "certify.tsv").write_text("s\th:m:s\n")
+    with pytest.raises(PipelineError, match=r"certify\.tsv: unreadable Snakemake benchmark file"):
+        run_cost([tmp_path / "certify.tsv"], gpu=False)
+    (tmp_path / "attack_targeted.tsv").write_text("s\tcpu_time\tmax_rss\n1\t1\t1\n")
+    with pytest.raises(PipelineError, match=r"attack_targeted\.tsv: not the benchmark file of a run's job"):
+        run_cost([tmp_path / "attack_targeted.tsv"], gpu=False)
+    (tmp_path / "train_shard_0.tsv").write_text("s\tcpu_time\tmax_rss\n10\t3\t1\n")
+    (tmp_path / "certify.tsv").write_text("s\tcpu_time\tmax_rss\n2\t2\t1\n")
+    cost = run_cost([tmp_path / "train_shard_0.tsv", tmp_path / "certify.tsv"], gpu=True)
+    assert cost["compute_seconds"] == 12 and cost["gpu_seconds"] == 10 and cost["cpu_seconds"] == 5
+
+
 # ---------------------------------------------------------------------------------------------- expansion
 
 
@@ -250,6 +274,51 @@ def test_studies_are_deterministic_and_up_to_date_after_a_run(studied):
     assert executed_jobs(again) == {"learning_curve_point": 1, "study_lc": 1, "study_ks": 1, "studies_report": 1,
                                     "studies": 1}
     assert (project / "work/studies/lc/learning_curve/n71.json").read_bytes() == before
+
+
+@pytest.mark.workflow
+def test_mismatched_study_inputs_are_refused(studied, tmp_path):
+    from pipeline.stages.study import k_sweep_summary, learning_curve_summary
+
+    project, _, _ = studied
+    points = sorted((project / "work/studies/lc/learning_curve").glob("n*.json"))
+    other = tmp_path / "n10.json"
+    record = json.loads(points[0].read_text())
+    record["learner"]["sha256"] = "0" * 64
+    other.write_text(json.dumps(record))
+    with pytest.raises(PipelineError, match=r"n71\.json and .*n10\.json: measured with different learner .*; delete both"):
+        learning_curve_summary("lc", [other, *points[1:]], [0.9], "mnist", tmp_path / "lc.json", tmp_path / "lc.png")
+    members = [{"run": run, "metrics": str(project / f"metrics/{run}.json"), "gpu": False,
+                "benchmarks": [str(p) for p in sorted((project / f"logs/benchmarks/{run}").glob("*.tsv"))]}
+               for run in ("tiny", "sc__orient_coarse_k20")]
+    with pytest.raises(PipelineError, match=r"study sc: its runs were computed with different learner code or "
+                                            r"parameters \(tiny, sc__orient_coarse_k20\)"):
+        k_sweep_summary("sc", members, [1], None, tmp_path / "sc.json", tmp_path / "sc.png")
+    curve = json.loads((project / "metrics/studies/lc.json").read_text())
+    curve["provenance"]["learner"]["sha256"] = "0" * 64
+    (tmp_path / "curve.json").write_text(json.dumps(curve))
+    with pytest.raises(PipelineError, match=r"curve\.json: measured with another learner"):
+        k_sweep_summary("ks", members[:1], [1], tmp_path / "curve.json", tmp_path / "ks.json", tmp_path / "ks.png")
+    assert not any((tmp_path / name).exists() for name in ("lc.json", "lc.png", "sc.json", "sc.png", "ks.json"))
+
+
+@pytest.mark.workflow
+def test_a_damaged_or_killed_learning_curve_point_heals_on_rerun(studied):
+    from .test_faults import run_and_kill
+
+    project, _, _ = studied
+    point = project / "work/studies/lc/learning_curve/n500.json"
+    good = point.read_bytes()
+    point.write_text("{")
+    failed = snakemake(project, "studies", check=False)
+    assert failed.returncode != 0
+    assert "n500.json: unreadable learning-curve point" in failed.stdout + failed.stderr + (
+        project / "logs/studies/lc/summary.log").read_text()
+    point.unlink()
+    run_and_kill(project, "learning-curve", "n500", "studies")
+    assert not point.exists()
+    snakemake(project, "studies")
+    assert point.read_bytes() == good
 
 
 @pytest.mark.workflow

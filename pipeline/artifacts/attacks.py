@@ -11,7 +11,6 @@
   column per curve) and ``plots/<run>_attacks.png`` (one panel per family): the run's attack summary.
 """
 
-import json
 import os
 import shutil
 import tempfile
@@ -19,8 +18,8 @@ from pathlib import Path
 
 from ..atomic import atomic_path, check_folder, write_json
 from ..certify import label_of
-from ..errors import PipelineError
 from ..npz import write_npz
+from .records import read_json_record
 
 
 def write_result(path, result: dict) -> None:
@@ -29,14 +28,7 @@ def write_result(path, result: dict) -> None:
 
 def read_result(path) -> dict:
     """An attack family's result.json."""
-    try:
-        result = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as err:
-        raise PipelineError(f"{path}: unreadable attack result ({type(err).__name__}: {err}); delete it and run "
-                            "snakemake again") from None
-    if not isinstance(result, dict) or not {"attack", "methods", "budgets", "certificates_checked"} <= set(result):
-        raise PipelineError(f"{path}: not an attack result of the attack step; delete it and run snakemake again")
-    return result
+    return read_json_record(path, {"attack", "methods", "budgets", "certificates_checked"}, "attack result")
 
 
 def write_edits(out_dir, family: str, edits: dict) -> None:
@@ -92,14 +84,8 @@ def write_summary(metrics_path, curve_path, plot_path, run, results: list) -> di
 
 def read_summary(path) -> dict:
     """metrics/<run>_attacks.json (write_summary's)."""
-    try:
-        summary = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as err:
-        raise PipelineError(f"{path}: unreadable attack summary ({type(err).__name__}); delete it and run snakemake "
-                            "again (attack_summary writes it)") from None
-    if not isinstance(summary, dict) or not {"run", "methods", "attacks"} <= set(summary):
-        raise PipelineError(f"{path}: not an attack summary; delete it and run snakemake again")
-    return summary
+    return read_json_record(path, {"run", "methods", "attacks"}, "attack summary",
+                            "delete it and run snakemake again (attack_summary writes it)")
 
 
 def summary_metrics(run, results: list) -> dict:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..atomic import atomic_path, write_json
 from ..errors import PipelineError
-from .learning_curve import read_record
+from .records import read_json_record
 
 STUDY_KEYS = {"study", "kind"}
 
@@ -21,7 +21,7 @@ def write_study(path, result: dict) -> None:
 
 
 def read_study(path) -> dict:
-    return read_record(path, STUDY_KEYS, "study result")
+    return read_json_record(path, STUDY_KEYS, "study result")
 
 
 def read_benchmark(path) -> dict:

@@ -18,10 +18,9 @@ from .. import curves
 from ..artifacts import studies as files
 from ..artifacts.learning_curve import read_point
 from ..artifacts.metrics import load_metrics
+from ..artifacts.records import FIX
 from ..atomic import check_folder
 from ..errors import PipelineError
-
-FIX = "delete it and run snakemake again"
 
 
 def learning_curve_summary(study, points, targets, dataset, out_metrics, out_plot) -> dict:
@@ -35,7 +34,8 @@ def learning_curve_summary(study, points, targets, dataset, out_metrics, out_plo
     for r in records[1:]:
         for key in ("learner", "train", "test", "sample_seed"):
             if r[key] != first[key]:
-                raise PipelineError(f"{r['path']}: measured with another {key} than {first['path']}; {FIX}")
+                raise PipelineError(f"{r['path']} and {first['path']}: measured with different {key} (learning-curve "
+                                    "points of one study must agree); delete both and run snakemake again")
     n_train = first["n_train"]
     if records[-1]["size"] != n_train:
         raise PipelineError(f"learning curve {study}: no point on the whole training set ({n_train} samples)")
