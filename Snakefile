@@ -32,6 +32,10 @@ envvars:
 include: "rules/common.smk"
 
 
+# `snakemake --report report.zip` (after a run): the outputs flagged with report() in rules/, with captions
+report: "rules/captions/workflow.rst"
+
+
 wildcard_constraints:
     run="|".join(re.escape(r) for r in sorted(RUNS, key=len, reverse=True)),  # the configured runs and the studies' runs
     attack="targeted|label_flip|backdoor",

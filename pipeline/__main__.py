@@ -1,6 +1,7 @@
-"""Command line: ``python -m pipeline <stage> ...``, one subcommand per workflow stage.
+"""Command line: ``python -m pipeline <command> ...``: one subcommand per workflow stage, and ``classify``,
+``export`` and ``serve`` to use a certified ensemble (docs/using.md).
 
-Snakemake rules call these; they can also be run by hand. Bad input ends with one line
+Snakemake rules call the stage commands; they can also be run by hand. Bad input ends with one line
 ``error: ...`` on stderr and exit status 2, and no partial output.
 """
 
@@ -116,7 +117,8 @@ def cmd_attack_summary(a):
 def cmd_report(a):
     from .stages.report import write_report
 
-    print(write_report(a.metrics, a.plots, a.out_dir, a.attacks, a.studies), end="")
+    print(write_report(a.metrics, a.plots, a.out_dir, a.attacks, a.studies, a.curves, a.references, a.all_curves),
+          end="")
 
 
 def cmd_learning_curve(a):
@@ -146,6 +148,58 @@ def cmd_studies_report(a):
     print(write_studies_page(a.studies, a.plots, a.out), end="")
 
 
+def _ensemble(a, warm=True):
+    from .use import load_ensemble
+
+    return load_ensemble(a.run, a.config, a.device, a.sha256, warm)
+
+
+def cmd_classify(a):
+    from .use.ensemble import result_records
+    from .use.inputs import read_inputs
+
+    ensemble = _ensemble(a, warm=False)
+    table = ensemble.classify(read_inputs(a.inputs, ensemble.image_shape, ensemble.resize))  # inputs checked first
+    if a.format == "csv":
+        sys.stdout.write(table.to_csv(index=False))
+    else:
+        for record in result_records(table):
+            print(json.dumps(record))
+
+
+def cmd_export(a):
+    from .use.bundle import export_bundle
+
+    out = export_bundle(a.run, a.out, a.config)
+    print(f"{a.out}: run {out['run']}, {out['models']} models, certificates {', '.join(out['methods'])}, "
+          f"{out['bytes'] / 2**20:.1f} MiB; bundle SHA-256 {out['sha256']} (pin it with --sha256)")
+
+
+def cmd_serve(a):
+    from .use.server import serve
+
+    ensemble = _ensemble(a)
+    serve(ensemble, a.host, a.port, a.max_bytes, log=lambda text: print(text, file=sys.stderr, flush=True))
+
+
+RADIUS_HELP = ("A radius is the number of training samples (inserted + removed) an attacker may change while the "
+               "prediction provably stays: the run's certificate (DPA, FA, and with ROE the run-off one) of the "
+               "prediction. A new input has no known label, so it is the certificate's definition without its "
+               "correctness condition; for a test image predicted correctly it equals the radius in the run's "
+               "certificates.parquet.")
+
+
+def _add_ensemble_args(s) -> None:
+    s.add_argument("--run", required=True,
+                   help="the ensemble: a run name of --config, a run folder (work/<run>) or a bundle file written "
+                        "by python -m pipeline export")
+    s.add_argument("--config", default=None,
+                   help="the params.yaml that defines the run (default: params.yaml in the current folder, or in "
+                        "the workflow folder of a run folder)")
+    s.add_argument("--sha256", default=None, help="with a bundle: refuse it unless its digest (export prints it) is this")
+    s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto: GPU when present")
+
+
 def _members(text):
     value = _json(text)
     if not isinstance(value, list) or not all(isinstance(m, dict) and {"run", "metrics", "benchmarks", "gpu"} <= set(m)
@@ -165,7 +219,7 @@ def parser() -> argparse.ArgumentParser:
 
     p = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="command", required=True, metavar="STAGE")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     s = sub.add_parser("prepare", help="fetch a dataset from its first available source, verify it, write npz")
     s.add_argument("--dataset", required=True,
@@ -304,7 +358,14 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--plots", nargs="*", default=[], help="curve PNGs (and attack figures) to embed")
     s.add_argument("--attacks", nargs="*", default=[], help="attack summaries (metrics/<run>_attacks.json) to list")
     s.add_argument("--studies", nargs="*", default=[], help="names of the configured studies, pointed to")
-    s.add_argument("--out-dir", required=True, help="folder for summary.txt and index.html")
+    s.add_argument("--curves", nargs="*", default=[],
+                   help="certified-accuracy CSVs of the runs (plots/<run>_certified_accuracy.csv), drawn in one plot")
+    s.add_argument("--references", type=_path_or_none, default=None,
+                   help="CSV of published certified-accuracy curves overlaid on that plot (none: no overlay)")
+    s.add_argument("--all-curves", type=_path_or_none, default=None,
+                   help="with --curves: output CSV of every run's curves in long form (radius, curve, "
+                        "certified_accuracy), the file dvc.yaml plots (none: not written)")
+    s.add_argument("--out-dir", required=True, help="folder for summary.txt, index.html and compare.png")
     s.set_defaults(func=cmd_report)
 
     s = sub.add_parser("learning-curve", help="one learning-curve size: the learner on random training subsets")
@@ -336,6 +397,38 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--metrics", required=True, help="output metrics JSON (metrics/studies/<study>.json)")
     s.add_argument("--plot", required=True, help="output PNG")
     s.set_defaults(func=cmd_study)
+
+    s = sub.add_parser("classify", help="classify images with a certified ensemble: prediction, radius per "
+                                        "certificate and votes, one JSON object (or CSV row) per image",
+                       description="Classify images with the models a run certified. " + RADIUS_HELP
+                       + " Inputs are converted as the dataset's preparation converts images (grey or RGB; "
+                       "resized only where the preparation resizes, else a wrong size is refused).")
+    _add_ensemble_args(s)
+    s.add_argument("--format", choices=["json", "csv"], default="json",
+                   help="json: one JSON object per image and line (input, prediction, prediction_name, "
+                        "radius_<method>, with ROE prediction_roe and radius_<method>_roe, votes); csv: the same "
+                        "as a table, votes as votes_<class>")
+    s.add_argument("inputs", nargs="+", metavar="FILE",
+                   help="image files (PNG, JPEG, ...: any format Pillow reads), npz files with x (uint8 [N, H, W] "
+                        "or [N, H, W, 3]) or IDX files (gzipped or not); array files give one result per image, "
+                        "named FILE[i]")
+    s.set_defaults(func=cmd_classify)
+
+    s = sub.add_parser("export", help="write a certified run's ensemble as one bundle file (models, layout, "
+                                      "learner, params, data digests, metrics, SHA-256 manifest)")
+    s.add_argument("--run", required=True, help="a run name of --config, or a run folder (work/<run>)")
+    s.add_argument("--config", default=None, help="the params.yaml that defines the run (default: params.yaml here)")
+    s.add_argument("out", metavar="OUT", help="the bundle file to write (e.g. mnist_dpa_k1200.zip)")
+    s.set_defaults(func=cmd_export)
+
+    s = sub.add_parser("serve", help="serve a certified ensemble over HTTP: POST /classify, POST /classify/batch, "
+                                     "GET /health",
+                       description="Serve the models a run certified over HTTP. " + RADIUS_HELP)
+    _add_ensemble_args(s)
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    s.add_argument("--port", type=int, default=8000, help="port (0: any free one; the address is printed)")
+    s.add_argument("--max-bytes", type=_positive, default=16 * 2**20, help="largest request body accepted (bytes)")
+    s.set_defaults(func=cmd_serve)
 
     s = sub.add_parser("studies-report", help="report/studies.html: one section per study")
     s.add_argument("--studies", nargs="+", required=True, help="metrics JSON of every study")

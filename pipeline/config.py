@@ -137,6 +137,18 @@ def check_yaml_syntax(path):
         raise ValueError(f"{path}: not valid YAML ({' '.join(str(err).split())}); fix the file") from None
 
 
+def check_reference_curves(path, source="params.yaml") -> None:
+    """The reference-curves CSV named in params.yaml exists and is well formed (pipeline/references.py)."""
+    if path is None:
+        return
+    if not Path(path).is_file():
+        raise PipelineError(f"{source}: reference_curves: file {path} not found; give a CSV of published curves "
+                            "(configs/reference_curves.csv is one) or set reference_curves: null")
+    from .references import read_references
+
+    read_references(path)
+
+
 def config_problem(params: dict):
     """The first problem of a config (validation, then the edit files it names) without its source, or None."""
     from .edits import check_edit_files
@@ -144,6 +156,7 @@ def config_problem(params: dict):
     try:
         validate(params, source="")
         check_edit_files(params["runs"], source="")
+        check_reference_curves(params.get("reference_curves"), source="")
     except PipelineError as err:
         return str(err).removeprefix(": ")
     return None

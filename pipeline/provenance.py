@@ -81,6 +81,13 @@ def learner_spec(name: str, params: dict) -> dict:
     return {**spec, "sha256": canonical_digest(spec)}
 
 
+def partition_digest(models) -> str:
+    """The digest of a run's partition: canonical digest of every model's model_id, buckets, seeds and
+    subset_sha256 (``models``: shard-file models, by model id)."""
+    return canonical_digest([{"model_id": m["model_id"], "buckets": m["buckets"], "seeds": m["seeds"],
+                              "subset_sha256": m["subset_sha256"]} for m in models])
+
+
 def model_records(models) -> list[dict]:
     """Per base model: model_id, seeds and the digest of its ordered training subset (from a shard file)."""
     return [{"model_id": int(m["model_id"]), "seeds": [int(s) for s in m["seeds"]],

@@ -45,8 +45,10 @@ rule attack_summary:
         code=code("stages/attack.py"),
     output:
         metrics="metrics/{run}_attacks.json",
-        curve="plots/{run}_attacks.csv",
-        plot="plots/{run}_attacks.png",
+        curve=report("plots/{run}_attacks.csv", caption="captions/attacks.rst", category="Attacks",
+                     subcategory="{run}", labels={"run": "{run}", "file": "success by budget (CSV)"}),
+        plot=report("plots/{run}_attacks.png", caption="captions/attacks.rst", category="Attacks",
+                    subcategory="{run}", labels={"run": "{run}", "file": "figure"}),
     conda:
         "../envs/pipeline.yaml"
     log:

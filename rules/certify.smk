@@ -13,9 +13,12 @@ rule certify:
         layout=lambda w: shard_files(w.run, "work/{run}/partition/shard_{shard}.json"),
     output:
         certificates="work/{run}/certificates.parquet",
-        metrics="metrics/{run}.json",
-        curve="plots/{run}_certified_accuracy.csv",
-        plot="plots/{run}_certified_accuracy.png",
+        metrics=report("metrics/{run}.json", caption="captions/metrics.rst", category="Runs", subcategory="{run}",
+                       labels={"run": "{run}", "file": "metrics"}),
+        curve=report("plots/{run}_certified_accuracy.csv", caption="captions/curve.rst", category="Runs",
+                     subcategory="{run}", labels={"run": "{run}", "file": "curve (CSV)"}),
+        plot=report("plots/{run}_certified_accuracy.png", caption="captions/curve.rst", category="Runs",
+                    subcategory="{run}", labels={"run": "{run}", "file": "curve (PNG)"}),
     params:
         dataset=lambda w: RUNS[w.run]["dataset"],
         learner=lambda w: RUNS[w.run]["learner"]["name"],

@@ -261,8 +261,14 @@ def run_results(run):
             f"work/{run}/certificates.parquet"]
 
 
+def reference_curves():
+    """The published reference curves' CSV overlaid on report/compare.png, as a list (empty: none)."""
+    return [config["reference_curves"]] if config.get("reference_curves") else []
+
+
 def final_outputs():
-    return ["report/index.html", "report/summary.txt", *attack_outputs(),
+    return ["report/index.html", "report/summary.txt", "report/compare.png", "plots/certified_accuracy.csv",
+            *attack_outputs(),
             *(path for run in CONFIGURED_RUNS for path in run_results(run))]
 
 

@@ -51,7 +51,9 @@ for _study, _scfg in STUDIES.items():
             curve=[f"metrics/studies/{_scfg['learning_curve']}.json"] if _scfg.get("learning_curve") else [],
             code=code("stages/study.py"),
         output:
-            **study_outputs(_study),
+            metrics=study_outputs(_study)["metrics"],
+            plot=report(study_outputs(_study)["plot"], caption="captions/study.rst", category="Studies",
+                        subcategory=_study, labels={"study": _study, "kind": _scfg["kind"].replace("_", " ")}),
         params:
             study=_study,  # the shell command is evaluated when the job runs: loop variables only through params
             kind=_scfg["kind"],

@@ -9,8 +9,8 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-PROJECT_FILES = ["Snakefile", "rules", "pipeline", "schemas", "envs", "profiles", "edits", "dvc.yaml", ".dvcignore",
-                 ".gitignore"]
+PROJECT_FILES = ["Snakefile", "rules", "pipeline", "schemas", "envs", "profiles", "edits", "configs", "dvc.yaml",
+                 ".dvcignore", ".gitignore"]
 
 
 def write_params(project: Path, params: dict) -> Path:

@@ -14,6 +14,7 @@ from pipeline.code_inputs import PACKAGE_DIR, closure
 from .conftest import make_project, planned_jobs, snakemake, tiny_params
 
 PARSE_TIME = {"config.py"}  # run by Snakemake itself when it reads the rules
+USE = "use/"  # using a certified ensemble (classify, export, serve): no stage runs it
 STAGES = {"prepare": "prepare", "partition": "partition_tiny", "train": "train", "predict": "predict",
           "distances": "distances", "certify": "certify", "report": "report",
           "attack": "attack", "study": "study_lc",
@@ -25,6 +26,9 @@ def test_no_stage_module_imports_another():
         others = [m for m in closure(f"stages/{stage}.py") if m.startswith("stages/") and m != f"stages/{stage}.py"
                   and m != "stages/__init__.py"]
         assert others == [], f"stages/{stage}.py imports {others}"
+        assert not any(m.startswith(USE) for m in closure(f"stages/{stage}.py")), f"stages/{stage}.py imports {USE}"
+    for module in sorted(p.name for p in (PACKAGE_DIR / "use").glob("*.py")):
+        assert not any(m.startswith("stages/") for m in closure(f"use/{module}")), f"use/{module} imports a stage"
 
 
 @pytest.mark.parametrize("stage", STAGES)
@@ -69,7 +73,8 @@ def test_editing_a_module_schedules_every_stage_that_runs_it(tmp_path, mnist_raw
     modules = sorted(str(p.relative_to(project / "pipeline")) for p in (project / "pipeline").rglob("*.py"))
     users = {m: {rule for stage, rule in STAGES.items() if m in closure(f"stages/{stage}.py") or m == "__main__.py"}
              for m in modules}
-    assert {m for m, u in users.items() if not u} == PARSE_TIME  # every other module is run by some stage
+    not_run = {m for m, u in users.items() if not u}
+    assert not_run - {m for m in not_run if m.startswith(USE)} == PARSE_TIME  # every other module is run by some stage
     # Modules of one folder that the same stages run are code inputs of the same rules: edit the first and the
     # last of each such group (a dry run per module would take over two minutes).
     groups = {}
@@ -91,4 +96,7 @@ def test_editing_a_module_schedules_every_stage_that_runs_it(tmp_path, mnist_raw
         hidden = "partition_tiny" in planned or "prepare" in planned
         expected = rules - ({"train", "predict", "distances", "attack"} if hidden else set())
         assert expected <= planned, f"editing {module} planned {sorted(planned)}, expected {sorted(rules)}"
+    server = project / "pipeline" / USE / "server.py"  # not workflow code: editing it re-runs nothing
+    server.write_bytes(server.read_bytes() + b"\n# edited\n")
+    assert set(planned_jobs(project, *targets)) - {"all", "studies"} == set()
     shutil.rmtree(project)

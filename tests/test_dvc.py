@@ -29,7 +29,7 @@ def test_dvc_repro_metrics_and_plots(tmp_path, mnist_raw_dir):
     plots = run(["dvc", "plots", "show", "-o", "dvc_plots"], project)
     assert "failed" not in (plots.stdout + plots.stderr).lower()
     page = (project / "dvc_plots" / "index.html").read_text()
-    assert "tiny_certified_accuracy.csv" in page and "tiny_certified_accuracy.png" in page
+    assert "plots/certified_accuracy.csv" in page and "report_compare.png" in page and "tiny DPA+ROE" in page
 
     again = run(["dvc", "repro"], project)
     assert "didn't change, skipping" in again.stdout + again.stderr

@@ -124,8 +124,8 @@ def test_cli_help_lists_every_stage():
 
 
 def test_dpa_star_sums_the_versions_of_each_model():
+    from pipeline.artifacts.checkpoints import checkpoint_scores
     from pipeline.partition import model_seeds
-    from pipeline.stages.predict import model_logits
 
     assert model_seeds(7, 3) == [7, 1_000_007, 2_000_007] and model_seeds(7) == [7]
     fake = types.SimpleNamespace(predict=lambda states, images, n, params, device: np.stack(
@@ -133,7 +133,7 @@ def test_dpa_star_sums_the_versions_of_each_model():
     ckpt = {"n_classes": 3, "params": {}, "models": [
         {"model_id": 0, "versions": [{"value": 1.0}, {"value": 2.0}]},
         {"model_id": 1, "versions": [{"value": 10.0}, {"value": -4.0}]}]}
-    logits = model_logits(fake, ckpt, np.zeros((5, 2, 2), np.uint8), None)
+    logits = checkpoint_scores(fake, ckpt, np.zeros((5, 2, 2), np.uint8), None)
     assert logits.shape == (2, 5, 3) and (logits[0] == 3.0).all() and (logits[1] == 6.0).all()
 
 

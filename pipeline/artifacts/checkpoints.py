@@ -11,6 +11,8 @@ import hashlib
 import io
 from pathlib import Path
 
+import numpy as np
+
 from .. import provenance
 from ..atomic import write_bytes
 from ..errors import PipelineError
@@ -32,21 +34,26 @@ def save_checkpoint(path, checkpoint: dict) -> None:
 def load_checkpoint(path):
     """(checkpoint without its digest, SHA-256 of the file), refused when missing, unreadable or damaged.
     The file is read once, for both."""
-    import torch
-
     if not Path(path).is_file():
         raise PipelineError(f"{path}: checkpoint missing; run the train step first (snakemake does)")
-    data = Path(path).read_bytes()
+    return load_checkpoint_bytes(Path(path).read_bytes(), path)
+
+
+def load_checkpoint_bytes(data: bytes, what, fix=RETRAIN):
+    """(checkpoint without its digest, SHA-256 of ``data``) from a checkpoint file's bytes (``what`` names it),
+    read with ``torch.load(weights_only=True)`` and refused when unreadable or damaged."""
+    import torch
+
     try:
         checkpoint = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as err:
-        raise PipelineError(f"{path}: unreadable checkpoint ({type(err).__name__}); {RETRAIN}") from None
+        raise PipelineError(f"{what}: unreadable checkpoint ({type(err).__name__}); {fix}") from None
     if not isinstance(checkpoint, dict) or "content_sha256" not in checkpoint:
-        raise PipelineError(f"{path}: not a checkpoint of this pipeline's train step (or written by an older "
-                            f"version); {RETRAIN}")
+        raise PipelineError(f"{what}: not a checkpoint of this pipeline's train step (or written by an older "
+                            f"version); {fix}")
     stored = checkpoint.pop("content_sha256")
     if provenance.content_digest(checkpoint) != stored:
-        raise PipelineError(f"{path}: damaged checkpoint (its content does not match its SHA-256); {RETRAIN}")
+        raise PipelineError(f"{what}: damaged checkpoint (its content does not match its SHA-256); {fix}")
     return checkpoint, hashlib.sha256(data).hexdigest()
 
 
@@ -62,3 +69,12 @@ def load_checked_checkpoint(path, shard_path, spec: dict):
     provenance.check_learner(str(path), record["learner"], spec, fix)
     provenance.check_models(str(path), record["models"], shard_path, shard, fix)
     return checkpoint, file_sha256
+
+
+def checkpoint_scores(learner, checkpoint: dict, images, device) -> np.ndarray:
+    """Scores float32[n_models, n_test, C]; a DPA* model's scores are the sum over its versions."""
+    n_versions = len(checkpoint["models"][0]["versions"])
+    states = [v for m in checkpoint["models"] for v in m["versions"]]
+    per_version = learner.predict(states, images, checkpoint["n_classes"], checkpoint["params"], device)
+    per_version = per_version.reshape(len(checkpoint["models"]), n_versions, *per_version.shape[1:])
+    return per_version[:, 0] if n_versions == 1 else per_version.sum(axis=1, dtype=np.float32)

@@ -22,7 +22,7 @@ from .. import provenance
 from ..atomic import atomic_path
 from ..errors import PipelineError
 from ..npz import write_npz
-from .partition_files import read_bucket_group
+from .partition_files import check_bucket_unions, read_bucket_group
 from .splits import array_digest
 
 PROVENANCE_KEY = b"pipeline.provenance"
@@ -134,7 +134,7 @@ def checked_distances(distance_paths, group_paths, models, model_buckets, spec: 
     if len(distance_paths) != len(group_paths):
         raise PipelineError(f"{len(distance_paths)} distance files for {len(group_paths)} bucket-group files; give one "
                             "per group, in the same order")
-    records, bucket_ids, bucket_sizes, members = [], [], [], {}
+    records, groups = [], []
     for path, group_path in zip(distance_paths, group_paths):
         fix = f"delete {path} and run snakemake again (it recomputes the distances)"
         group, record = read_bucket_group(group_path), read_bucket_record(path)
@@ -149,18 +149,7 @@ def checked_distances(distance_paths, group_paths, models, model_buckets, spec: 
             if records and record[key] != records[0][key]:
                 raise PipelineError(f"{path}: computed with another {key} than {distance_paths[0]}; {fix}")
         records.append(record)
-        for b in group["buckets"]:
-            bucket_ids.append(b["bucket"])
-            bucket_sizes.append(len(b["sample_ids"]))
-            members.update((i, b["bucket"]) for i in b["sample_ids"])
-    fix = "delete the run's partition files and run snakemake again (the partition step rewrites them)"
-    if bucket_ids != list(range(len(bucket_ids))) or model_buckets.size and model_buckets.max() >= len(bucket_ids):
-        raise PipelineError(f"the bucket-group files do not hold buckets 0..n-1 exactly once, in order; {fix}")
-    sizes = np.asarray(bucket_sizes, dtype=np.int64)
-    for m, own in zip(models, model_buckets):  # a model's training set is the union of its buckets
-        if len(m["sample_ids"]) != sizes[own].sum() or any(members.get(i, -1) not in own for i in m["sample_ids"]):
-            raise PipelineError(f"model {m['model_id']}'s samples are not those of its buckets {own.tolist()}; {fix}")
-    layout = [{"model_id": m["model_id"], "buckets": m["buckets"], "seeds": m["seeds"],
-               "subset_sha256": m["subset_sha256"]} for m in models]
-    return {"test": test, "partition_sha256": provenance.canonical_digest(layout), "learner": spec,
+        groups.append(group)
+    check_bucket_unions(groups, models, model_buckets)
+    return {"test": test, "partition_sha256": provenance.partition_digest(models), "learner": spec,
             "distances_sha256": provenance.canonical_digest(records)}

@@ -74,6 +74,25 @@ def curve_csv(curves: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def read_curve(path) -> dict:
+    """{method: (radii int[R], accuracy float[R])} from a curve CSV (curve_csv); a PipelineError when unreadable."""
+    import numpy as np
+
+    path = Path(path)
+    try:
+        lines = path.read_text().splitlines()
+        methods = lines[0].split(",")[1:]
+        table = np.array([[float(v) for v in line.split(",")] for line in lines[1:]], dtype=np.float64)
+        if lines[0].split(",")[0] != "radius" or not methods or table.ndim != 2 or table.shape[1] != len(methods) + 1:
+            raise ValueError("not a curve table")
+    except (OSError, IndexError, ValueError) as err:
+        run = path.stem.removesuffix("_certified_accuracy")
+        raise PipelineError(f"{path}: not a certified-accuracy curve ({err}); {rerun_certify(path, run, '--curves')}") \
+            from None
+    radii = table[:, 0].astype(np.int64)
+    return {m: (radii, table[:, i + 1]) for i, m in enumerate(methods)}
+
+
 def write_curve(path, curves: dict) -> None:
     write_text(path, curve_csv(curves))
 

@@ -22,6 +22,7 @@ import numpy as np
 
 from ..atomic import atomic_path, json_bytes, write_bytes_if_changed
 from ..errors import PipelineError
+from ..partition import sample_digests, subset_digest
 from ..provenance import has_valid_self_digest, with_self_digest
 
 REWRITE = "delete it and run snakemake again (the partition step rewrites it)"
@@ -64,11 +65,20 @@ def read_self_digested(path, what: str) -> dict:
     """A partition JSON file (``what``: "shard file", "bucket-group file"), checked against the digest it
     carries of its own content."""
     try:
-        content = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as err:
+        data = Path(path).read_bytes()
+    except OSError as err:
         raise PipelineError(f"{path}: unreadable {what} ({err}); {REWRITE}") from None
+    return parse_self_digested(data, path, what)
+
+
+def parse_self_digested(data: bytes, name, what: str, fix=REWRITE) -> dict:
+    """A partition JSON file's content from its bytes (``name`` names it), checked against its self-digest."""
+    try:
+        content = json.loads(data)
+    except ValueError as err:
+        raise PipelineError(f"{name}: unreadable {what} ({err}); {fix}") from None
     if not isinstance(content, dict) or not has_valid_self_digest(content):
-        raise PipelineError(f"{path}: damaged {what} (its content does not match its SHA-256); {REWRITE}")
+        raise PipelineError(f"{name}: damaged {what} (its content does not match its SHA-256); {fix}")
     return content
 
 
@@ -84,7 +94,17 @@ def read_bucket_group(path) -> dict:
 
 def read_layout(shard_paths):
     """Every shard file of a run: (shards, models by id, model_buckets int64[n_models, d], sizes int64[n_models])."""
-    shards = [read_shard(p) for p in shard_paths]
+    return layout_of([read_shard(p) for p in shard_paths])
+
+
+def read_layout_contents(shard_files: dict, where):
+    """read_layout from the shard files' bytes ({file name: bytes}; ``where``: the folder or bundle they are in)."""
+    return layout_of([parse_self_digested(data, f"{where}: {name}", "shard file") for name, data in shard_files.items()])
+
+
+def layout_of(shards: list[dict]):
+    """(shards, models by id, model_buckets int64[n_models, d], sizes int64[n_models]); the model ids must be
+    0..n-1 exactly once."""
     models = sorted((m for s in shards for m in s["models"]), key=lambda m: m["model_id"])
     if [m["model_id"] for m in models] != list(range(len(models))):
         raise PipelineError("shard files do not hold model ids 0..n-1 exactly once; delete them and run snakemake "
@@ -92,6 +112,38 @@ def read_layout(shard_paths):
     buckets = np.array([m["buckets"] for m in models], dtype=np.int64)
     sizes = np.array([len(m["sample_ids"]) for m in models], dtype=np.int64)
     return shards, models, buckets, sizes
+
+
+def bucket_group_samples(images, labels, group: dict, group_path):
+    """The group's samples (bucket by bucket, content order): images, labels and bucket ids int64[n], each
+    bucket checked against the digest the partition recorded."""
+    rows, bucket_of = [], []
+    for b in group["buckets"]:
+        ids = np.asarray(b["sample_ids"], dtype=np.int64)
+        if ids.size and (ids.min() < 0 or ids.max() >= len(labels)):
+            raise PipelineError(f"{group_path}: bucket {b['bucket']} names samples outside the training set; "
+                                "re-run the partition step (snakemake --forcerun partition_<run>)")
+        if subset_digest(sample_digests(images[ids], labels[ids])) != b["subset_sha256"]:
+            raise PipelineError(f"{group_path}: bucket {b['bucket']}'s samples differ from the prepared data; "
+                                "re-run the partition step (snakemake --forcerun partition_<run>)")
+        rows.append(ids)
+        bucket_of.append(np.full(len(ids), b["bucket"], dtype=np.int64))
+    rows = np.concatenate(rows) if rows else np.zeros(0, np.int64)
+    return images[rows], labels[rows], np.concatenate(bucket_of) if bucket_of else rows
+
+
+def check_bucket_unions(groups: list[dict], models: list[dict], model_buckets: np.ndarray) -> None:
+    """Refuse bucket-group files that do not hold buckets 0..n-1 in order, and models whose training sets are not
+    the unions of their buckets' (``models``: shard-file models by id; model_buckets int64[n_models, d])."""
+    bucket_ids = [b["bucket"] for g in groups for b in g["buckets"]]
+    fix = "delete the run's partition files and run snakemake again (the partition step rewrites them)"
+    if bucket_ids != list(range(len(bucket_ids))) or model_buckets.size and model_buckets.max() >= len(bucket_ids):
+        raise PipelineError(f"the bucket-group files do not hold buckets 0..n-1 exactly once, in order; {fix}")
+    sizes = np.array([len(b["sample_ids"]) for g in groups for b in g["buckets"]], dtype=np.int64)
+    members = {i: b["bucket"] for g in groups for b in g["buckets"] for i in b["sample_ids"]}
+    for m, own in zip(models, model_buckets):  # a model's training set is the union of its buckets
+        if len(m["sample_ids"]) != sizes[own].sum() or any(members.get(i, -1) not in own for i in m["sample_ids"]):
+            raise PipelineError(f"model {m['model_id']}'s samples are not those of its buckets {own.tolist()}; {fix}")
 
 
 def save_inserted(path, images, labels, first_id: int) -> None:

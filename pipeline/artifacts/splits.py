@@ -114,3 +114,23 @@ def load_hash_inputs(path):
     if originals_digest(originals) != stored:
         raise PipelineError(f"{path}: original-image hashes do not match their stored SHA-256; {FIX}")
     return originals
+
+
+def split_summary(path) -> dict:
+    """What a prepared split is, without reading its images: ``n``, ``image_shape``, ``class_names``, ``dataset``,
+    ``resized`` (whether its images were resized at preparation: it keeps the originals' hash inputs) and the
+    stored ``images_sha256`` and ``labels_sha256``."""
+    path = Path(path)
+    try:
+        with open_split(path) as npz, zipfile.ZipFile(path) as archive:
+            with archive.open("images.npy") as f:
+                version = np.lib.format.read_magic(f)
+                read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                               else np.lib.format.read_array_header_2_0)
+                shape, _, _ = read_header(f)
+            return {"n": int(shape[0]), "image_shape": [int(s) for s in shape[1:]],
+                    "class_names": [str(c) for c in npz["class_names"]], "dataset": str(npz["dataset"]),
+                    "resized": "original_pixel_sum" in npz.files, "images_sha256": str(npz["images_sha256"]),
+                    "labels_sha256": str(npz["labels_sha256"])}
+    except (OSError, ValueError, KeyError, IndexError, zipfile.BadZipFile, EOFError) as err:
+        raise PipelineError(f"{path}: corrupt prepared data ({type(err).__name__}); {FIX}") from None

@@ -140,9 +140,7 @@ def checked_provenance(prediction_paths, shard_paths, shards, spec: dict, test: 
             raise PipelineError(f"{path}: holds votes only, but Run-Off Election needs every model's scores; {fix}")
         checkpoints.append(record["checkpoint_sha256"])
     models = sorted((m for s in shards for m in s["models"]), key=lambda m: m["model_id"])
-    layout = [{"model_id": m["model_id"], "buckets": m["buckets"], "seeds": m["seeds"],
-               "subset_sha256": m["subset_sha256"]} for m in models]
-    return {"test": test, "partition_sha256": provenance.canonical_digest(layout), "learner": spec,
+    return {"test": test, "partition_sha256": provenance.partition_digest(models), "learner": spec,
             "checkpoints_sha256": provenance.canonical_digest(checkpoints)}
 
 

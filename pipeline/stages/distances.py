@@ -8,17 +8,15 @@ and written row group by row group (pipeline/artifacts/distances.py). Certify ta
 from these: the minimum over its buckets.
 """
 
-import numpy as np
 
 from .. import learners, provenance
 from ..artifacts.distances import load_test_features, row_group_tests, save_test_features, write_bucket_minima
-from ..artifacts.partition_files import read_bucket_group
+from ..artifacts.partition_files import bucket_group_samples, read_bucket_group
 from ..artifacts.splits import load_test_subset, test_digests
 from ..atomic import check_folder
 from ..edits import training_pool
 from ..errors import PipelineError
 from ..nearest import bucket_minima
-from ..partition import sample_digests, subset_digest
 from ..progress import bar
 
 COMPUTE_TESTS = 1024  # test samples whose distances are computed at once (at least; whole row groups)
@@ -43,24 +41,6 @@ def write_test_features(test_path, learner_name, learner_params, test_limit=None
     return f"test_features: {features.shape[0]} test samples, {features.shape[1]} features"
 
 
-def bucket_samples(images, labels, group: dict, group_path):
-    """The group's samples (bucket by bucket, content order): images, labels and bucket ids int64[n], each
-    bucket checked against the digest the partition recorded."""
-    rows, bucket_of = [], []
-    for b in group["buckets"]:
-        ids = np.asarray(b["sample_ids"], dtype=np.int64)
-        if ids.size and (ids.min() < 0 or ids.max() >= len(labels)):
-            raise PipelineError(f"{group_path}: bucket {b['bucket']} names samples outside the training set; "
-                                "re-run the partition step (snakemake --forcerun partition_<run>)")
-        if subset_digest(sample_digests(images[ids], labels[ids])) != b["subset_sha256"]:
-            raise PipelineError(f"{group_path}: bucket {b['bucket']}'s samples differ from the prepared data; "
-                                "re-run the partition step (snakemake --forcerun partition_<run>)")
-        rows.append(ids)
-        bucket_of.append(np.full(len(ids), b["bucket"], dtype=np.int64))
-    rows = np.concatenate(rows) if rows else np.zeros(0, np.int64)
-    return images[rows], labels[rows], np.concatenate(bucket_of) if bucket_of else rows
-
-
 def bucket_distances(group_path, train_path, inserted_path, features_path, learner_name, learner_params,
                      device="auto", threads=1, out=None) -> str:
     """Write the bucket minima of one bucket group to ``out`` (buckets_<g>.parquet); returns a summary."""
@@ -78,7 +58,7 @@ def bucket_distances(group_path, train_path, inserted_path, features_path, learn
     fix = f"delete {features_path} and run snakemake again"
     provenance.check_learner(features_path, record["learner"], spec, fix)
     images, labels, class_names = training_pool(train_path, inserted_path)
-    x, y, bucket = bucket_samples(images, labels, group, group_path)
+    x, y, bucket = bucket_group_samples(images, labels, group, group_path)
     n_classes = len(class_names)
     train_q, train_labels, rows = learner.embed_train(x, y, params, record["scale"])
     if train_q.shape[1:] != test_q.shape[1:]:

@@ -8,21 +8,12 @@ as stale; the predictions file (pipeline/artifacts/predictions.py) records what 
 import numpy as np
 
 from .. import learners, provenance
-from ..artifacts.checkpoints import load_checked_checkpoint
+from ..artifacts.checkpoints import checkpoint_scores, load_checked_checkpoint
 from ..artifacts.predictions import predictions_writer
 from ..artifacts.splits import load_test_subset, test_digests
 from ..atomic import check_folder
 from ..errors import PipelineError
 from ..resources import test_chunk_size
-
-
-def model_logits(learner, checkpoint: dict, images, device) -> np.ndarray:
-    """Scores float32[n_models, n_test, C]; a DPA* model's scores are the sum over its versions."""
-    n_versions = len(checkpoint["models"][0]["versions"])
-    states = [v for m in checkpoint["models"] for v in m["versions"]]
-    per_version = learner.predict(states, images, checkpoint["n_classes"], checkpoint["params"], device)
-    per_version = per_version.reshape(len(checkpoint["models"]), n_versions, *per_version.shape[1:])
-    return per_version[:, 0] if n_versions == 1 else per_version.sum(axis=1, dtype=np.float32)
 
 
 def predict_shard(model_path, shard_path, test_path, learner_name, learner_params, test_limit=None, with_logits=False,
@@ -52,7 +43,7 @@ def predict_shard(model_path, shard_path, test_path, learner_name, learner_param
     step = test_chunk_size(images.shape[1:])
     with predictions_writer(out, record, len(model_ids)) as write:
         for start in range(0, len(images), step):
-            logits = model_logits(learner, checkpoint, images[start:start + step], dev)
+            logits = checkpoint_scores(learner, checkpoint, images[start:start + step], dev)
             if not np.isfinite(logits).any(axis=-1).all() or np.isnan(logits).any():
                 raise PipelineError(f"{model_path}: a model produced NaN or all -inf scores; check the learner "
                                     "parameters (e.g. a lower learning rate) and train again")

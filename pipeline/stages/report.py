@@ -1,5 +1,6 @@
 """Report stage (rules/report.smk): the certified-accuracy table of every run, as text
-(``report/summary.txt``) and as a self-contained HTML page (``report/index.html``)."""
+(``report/summary.txt``) and as a self-contained HTML page (``report/index.html``), and every run's curves in
+one plot with the published reference curves of their datasets (``report/compare.png``)."""
 
 import base64
 import html
@@ -7,10 +8,11 @@ import json
 from pathlib import Path
 
 from ..artifacts.attacks import read_summary
-from ..artifacts.metrics import load_metrics, rerun_certify
+from ..artifacts.metrics import load_metrics, read_curve, rerun_certify
 from ..artifacts.studies import headline, read_study
 from ..atomic import write_text
 from ..errors import PipelineError
+from ..references import read_references
 
 
 def _pct(x) -> str:
@@ -147,22 +149,94 @@ def studies_line(studies) -> str:
             "(docs/studies.md)")
 
 
-def html_page(all_metrics: list[dict], plot_paths, studies=()) -> str:
+def comparison_curves(all_metrics: list[dict], curve_paths) -> list[tuple]:
+    """[(run, {method label: (radii, accuracy)})] for every run, from its curve CSV (``curve_paths``: one per run,
+    named <run>_certified_accuracy.csv)."""
+    by_run = {Path(p).name.removesuffix("_certified_accuracy.csv"): p for p in curve_paths}
+    out = []
+    for m in all_metrics:
+        if m["run"] not in by_run:
+            raise PipelineError(f"no curve CSV for run {m['run']!r} among --curves; give "
+                                f"plots/{m['run']}_certified_accuracy.csv")
+        curves = read_curve(by_run[m["run"]])
+        out.append((m["run"], {m["methods"].get(k, k): v for k, v in curves.items()}))
+    return out
+
+
+def plot_comparison(path, runs: list[tuple], references: list[dict]) -> None:
+    """Every run's curves (steps) and the reference curves (dashed, their published points marked) in one PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ..atomic import atomic_path
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=120)
+    for run, curves in runs:
+        for label, (radii, accuracy) in curves.items():
+            ax.step(radii, 100 * accuracy, where="post", label=f"{run}: {label}")
+    for ref in references:
+        ax.plot(ref["radii"], [100 * a for a in ref["accuracy"]], linestyle="--", marker="o", markersize=3,
+                label=f"published: {ref['label']} ({ref['dataset']})")
+    ax.set_xlabel("radius (inserted + removed training samples)")
+    ax.set_ylabel("certified accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.set_xlim(left=0)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    ax.set_title("All runs" + (" and published reference curves" if references else ""))
+    fig.tight_layout()
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+
+
+def reference_lines(references: list[dict]) -> list[str]:
+    """One line per reference curve drawn: its label, dataset, points (%) and source."""
+    return [f"reference {r['label']} ({r['dataset']}): " + ", ".join(
+        f"r={rad} {100 * a:.1f}" for rad, a in zip(r["radii"], r["accuracy"])) + f" % [{r['source']}]"
+        for r in references]
+
+
+def html_page(all_metrics: list[dict], plot_paths, studies=(), comparison=None, references=()) -> str:
     header, rows = table_rows(all_metrics)
     figures = "".join(_figure(p) for p in plot_paths)
     details = "".join(f"<h3>{html.escape(m['run'])}</h3><pre>{html.escape(json.dumps(m, indent=1))}</pre>"
                       for m in all_metrics)
     pointer = (f"<h2>Studies</h2><p>{html.escape(', '.join(studies))}: built by <code>snakemake --cores all "
                "studies</code> into <a href='studies.html'>studies.html</a> (docs/studies.md).</p>") if studies else ""
+    compare = ""
+    if comparison is not None:
+        sources = _table(["published curve", "dataset", "points (%)", "source"],
+                         [[r["label"], r["dataset"], ", ".join(f"r={rad}: {100 * a:.1f}" for rad, a in
+                                                              zip(r["radii"], r["accuracy"])), r["source"]]
+                          for r in references]) if references else ""
+        compare = f"<h2>All runs</h2>{_figure(comparison)}{sources}"
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>Certified accuracy</title><style>{STYLE}</style>"
             f"</head><body><h1>Certified robustness to training-data poisoning</h1>"
             f"<p>Certified accuracy (%) by radius: inserted + removed training samples. r = 0 is clean accuracy.</p>"
-            f"{_table(header, rows)}{figures}{pointer}<h2>Metrics</h2>{details}</body></html>\n")
+            f"{_table(header, rows)}{compare}{figures}{pointer}<h2>Metrics</h2>{details}</body></html>\n")
 
 
-def write_report(metrics_paths, plot_paths, out_dir, attack_paths=(), studies=()) -> str:
-    """report/summary.txt and report/index.html over every run; ``studies``: the configured studies' names,
-    pointed to (they are built by their own targets)."""
+def long_curves_csv(runs: list[tuple]) -> str:
+    """Every run's curves in long form: ``radius,curve,certified_accuracy`` with curve = "<run> <certificate>",
+    one row per radius of each curve (values as fractions with 6 decimals)."""
+    lines = ["radius,curve,certified_accuracy"]
+    for run, curves in runs:
+        for label, (radii, accuracy) in curves.items():
+            lines += [f"{int(r)},{run} {label},{a:.6f}" for r, a in zip(radii, accuracy)]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(metrics_paths, plot_paths, out_dir, attack_paths=(), studies=(), curve_paths=(),
+                 references_path=None, all_curves_out=None) -> str:
+    """report/summary.txt and report/index.html over every run, and with ``curve_paths`` (every run's curve CSV)
+    report/compare.png: all runs' curves with the reference curves (``references_path``, a CSV, see
+    pipeline/references.py) of their datasets, and (``all_curves_out``) those curves as one long CSV for DVC's
+    plots. ``studies``: the configured studies' names, pointed to (they are built by their own targets)."""
+    if all_curves_out is not None and not curve_paths:
+        raise PipelineError("--all-curves needs --curves (every run's certified-accuracy CSV)")
     all_metrics = load_metrics(metrics_paths)
     attack_metrics = [read_summary(p) for p in attack_paths]
     for plot in map(Path, plot_paths):
@@ -171,11 +245,19 @@ def write_report(metrics_paths, plot_paths, out_dir, attack_paths=(), studies=()
                 raise PipelineError(f"{plot}: plot not found; run snakemake again (attack_summary writes it)")
             run = plot.stem.removesuffix("_certified_accuracy")
             raise PipelineError(f"{plot}: plot not found; {rerun_certify(plot, run, '--plots')}")
-    lines = attack_lines(attack_metrics) + ([studies_line(studies)] if studies else [])
+    datasets = {m["dataset"] for m in all_metrics}
+    references = [r for r in read_references(references_path) if r["dataset"] in datasets] if references_path else []
+    runs = comparison_curves(all_metrics, curve_paths) if curve_paths else None
+    lines = attack_lines(attack_metrics) + ([studies_line(studies)] if studies else []) + reference_lines(references)
     text = summary_text(all_metrics) + "".join(f"{line}\n" for line in lines)
-    page = html_page(all_metrics, plot_paths, studies)  # both built before either is written: no partial output
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)  # the folder the user named with --out-dir
+    comparison = out_dir / "compare.png" if runs is not None else None
+    if comparison is not None:  # the figure first: the pages embed it, and every input has been read by now
+        plot_comparison(comparison, runs, references)
+    page = html_page(all_metrics, plot_paths, studies, comparison, references)
+    if all_curves_out is not None:
+        write_text(all_curves_out, long_curves_csv(runs))
     write_text(out_dir / "summary.txt", text)
     write_text(out_dir / "index.html", page)
     return text
