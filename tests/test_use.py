@@ -381,6 +381,18 @@ def test_report_compares_runs_with_the_reference_curves(project):
     assert rows[rows["curve"] == "tiny DPA"]["certified_accuracy"].tolist() == curve["dpa"].round(6).tolist()
 
 
+def test_report_refuses_a_damaged_curve_and_writes_nothing(project, tmp_path):
+    bad = tmp_path / "tiny_certified_accuracy.csv"
+    bad.write_text("radius,dpa\n0,not a number\n")
+    report = [sys.executable, "-m", "pipeline", "report", "--metrics", str(project / "metrics/tiny.json"),
+              "--out-dir", str(tmp_path / "report")]
+    out = run([*report, "--curves", str(bad), "--all-curves", str(tmp_path / "all.csv")], project, check=False)
+    assert out.returncode == 2 and "not a certified-accuracy curve" in out.stderr
+    assert not (tmp_path / "all.csv").exists() and not (tmp_path / "report").exists()
+    out = run([*report, "--all-curves", str(tmp_path / "all.csv")], project, check=False)
+    assert out.returncode == 2 and "--all-curves needs --curves" in out.stderr
+
+
 def test_snakemake_report_zip_holds_the_flagged_outputs(project):
     run(["snakemake", "--report", "report.zip"], project)
     with zipfile.ZipFile(project / "report.zip") as archive:

@@ -10,7 +10,7 @@ from pathlib import Path
 from ..artifacts.attacks import read_summary
 from ..artifacts.metrics import load_metrics, read_curve, rerun_certify
 from ..artifacts.studies import headline, read_study
-from ..atomic import write_text
+from ..atomic import check_folder, write_bytes, write_text
 from ..errors import PipelineError
 from ..references import read_references
 
@@ -92,10 +92,11 @@ def _table(header, rows) -> str:
             + "".join(f"<tr>{cells(r, 'td')}</tr>" for r in rows) + "</tbody></table>")
 
 
-def _figure(path) -> str:
+def _figure(path, data: bytes | None = None) -> str:
+    """An <img> of the PNG at ``path`` (or of its bytes ``data``, named by ``path``), embedded as base64."""
+    data = Path(path).read_bytes() if data is None else data
     return (f"<figure><img alt='{html.escape(Path(path).stem)}' src='data:image/png;base64,"
-            f"{base64.b64encode(Path(path).read_bytes()).decode()}'><figcaption>{html.escape(Path(path).name)}"
-            "</figcaption></figure>")
+            f"{base64.b64encode(data).decode()}'><figcaption>{html.escape(Path(path).name)}</figcaption></figure>")
 
 
 def study_table(result: dict):
@@ -163,14 +164,14 @@ def comparison_curves(all_metrics: list[dict], curve_paths) -> list[tuple]:
     return out
 
 
-def plot_comparison(path, runs: list[tuple], references: list[dict]) -> None:
+def plot_comparison(runs: list[tuple], references: list[dict]) -> bytes:
     """Every run's curves (steps) and the reference curves (dashed, their published points marked) in one PNG."""
+    import io
+
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from ..atomic import atomic_path
 
     fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=120)
     for run, curves in runs:
@@ -187,9 +188,10 @@ def plot_comparison(path, runs: list[tuple], references: list[dict]) -> None:
     ax.legend(fontsize="small")
     ax.set_title("All runs" + (" and published reference curves" if references else ""))
     fig.tight_layout()
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png")
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
     plt.close(fig)
+    return buffer.getvalue()
 
 
 def reference_lines(references: list[dict]) -> list[str]:
@@ -200,6 +202,7 @@ def reference_lines(references: list[dict]) -> list[str]:
 
 
 def html_page(all_metrics: list[dict], plot_paths, studies=(), comparison=None, references=()) -> str:
+    """The report page; ``comparison``: (path, PNG bytes) of the comparison plot, or None."""
     header, rows = table_rows(all_metrics)
     figures = "".join(_figure(p) for p in plot_paths)
     details = "".join(f"<h3>{html.escape(m['run'])}</h3><pre>{html.escape(json.dumps(m, indent=1))}</pre>"
@@ -212,7 +215,7 @@ def html_page(all_metrics: list[dict], plot_paths, studies=(), comparison=None, 
                          [[r["label"], r["dataset"], ", ".join(f"r={rad}: {100 * a:.1f}" for rad, a in
                                                               zip(r["radii"], r["accuracy"])), r["source"]]
                           for r in references]) if references else ""
-        compare = f"<h2>All runs</h2>{_figure(comparison)}{sources}"
+        compare = f"<h2>All runs</h2>{_figure(*comparison)}{sources}"
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>Certified accuracy</title><style>{STYLE}</style>"
             f"</head><body><h1>Certified robustness to training-data poisoning</h1>"
             f"<p>Certified accuracy (%) by radius: inserted + removed training samples. r = 0 is clean accuracy.</p>"
@@ -237,6 +240,8 @@ def write_report(metrics_paths, plot_paths, out_dir, attack_paths=(), studies=()
     plots. ``studies``: the configured studies' names, pointed to (they are built by their own targets)."""
     if all_curves_out is not None and not curve_paths:
         raise PipelineError("--all-curves needs --curves (every run's certified-accuracy CSV)")
+    if all_curves_out is not None:
+        check_folder(all_curves_out)
     all_metrics = load_metrics(metrics_paths)
     attack_metrics = [read_summary(p) for p in attack_paths]
     for plot in map(Path, plot_paths):
@@ -252,10 +257,10 @@ def write_report(metrics_paths, plot_paths, out_dir, attack_paths=(), studies=()
     text = summary_text(all_metrics) + "".join(f"{line}\n" for line in lines)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)  # the folder the user named with --out-dir
-    comparison = out_dir / "compare.png" if runs is not None else None
-    if comparison is not None:  # the figure first: the pages embed it, and every input has been read by now
-        plot_comparison(comparison, runs, references)
-    page = html_page(all_metrics, plot_paths, studies, comparison, references)
+    comparison = (out_dir / "compare.png", plot_comparison(runs, references)) if runs is not None else None
+    page = html_page(all_metrics, plot_paths, studies, comparison, references)  # everything built before any write
+    if comparison is not None:
+        write_bytes(*comparison)
     if all_curves_out is not None:
         write_text(all_curves_out, long_curves_csv(runs))
     write_text(out_dir / "summary.txt", text)
