@@ -171,6 +171,8 @@ def test_classify_refuses_unknown_runs_and_uncertified_runs(project, tmp_path):
     png = write_png(tmp_path / "x.png", np.zeros((28, 28), np.uint8))
     out = classify(project, "--run", "nonexistent", png, check=False)
     assert out.returncode == 2 and "run 'nonexistent': not in" in out.stderr
+    out = classify(tmp_path, "--run", "tiny", png, check=False)  # a run name needs its params.yaml
+    assert out.returncode == 2 and "params.yaml: not found, so run 'tiny' cannot be looked up" in out.stderr
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["runs"]["fresh"] = {**params["runs"]["tiny"], "k": 7}
     config = tmp_path / "params.yaml"

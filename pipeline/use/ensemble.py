@@ -205,6 +205,9 @@ def run_settings(name: str, config_path: Path) -> dict:
     from .. import studies
     from ..config import load
 
+    if not Path(config_path).is_file():
+        raise PipelineError(f"{config_path}: not found, so run {name!r} cannot be looked up; give --config (the "
+                            "params.yaml that defines it), a run folder (work/<run>) or a bundle file")
     params = load(config_path)
     runs = {**params["runs"], **studies.expand(params)[0]}
     if name not in runs:
