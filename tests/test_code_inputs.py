@@ -3,6 +3,7 @@ stages never import each other, the closure covers what a stage really loads, an
 stage runs makes a dry run schedule that stage."""
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -58,6 +59,18 @@ def test_learner_closure_is_what_the_code_digest_covers():
     assert {"learners/nin.py", "learners/hog_nn.py"} <= set(closure("stages/train.py"))  # looked up by name
 
 
+def job_inputs(project, *args) -> dict:
+    """Rule -> every input file its jobs list in a dry run (``snakemake -n ARGS``)."""
+    out = snakemake(project, "-n", *args).stdout
+    inputs = {}
+    for block in re.split(r"\n(?=(?:local)?(?:rule|checkpoint) [\w.-]+:)", out):
+        rule = re.match(r"(?:local)?(?:rule|checkpoint) ([\w.-]+):", block)
+        line = re.search(r"^\s+input: (.*)$", block, re.M)
+        if rule and line:
+            inputs.setdefault(rule.group(1), set()).update(f.strip() for f in line.group(1).split(","))
+    return inputs
+
+
 @pytest.mark.workflow
 def test_editing_a_module_schedules_every_stage_that_runs_it(tmp_path, mnist_raw_dir):
     attacks = {"seed": 0, "targeted": {"targets": 1, "max_budget": 4}, "label_flip": None, "backdoor": None}
@@ -75,24 +88,28 @@ def test_editing_a_module_schedules_every_stage_that_runs_it(tmp_path, mnist_raw
              for m in modules}
     not_run = {m for m, u in users.items() if not u}
     assert not_run - {m for m in not_run if m.startswith(USE)} == PARSE_TIME  # every other module is run by some stage
-    # Modules of one folder that the same stages run are code inputs of the same rules: edit the first and the
-    # last of each such group (a dry run per module would take over two minutes).
-    groups = {}
+    # Every module is a code input of every rule that runs it: the inputs of every job, from two dry runs that
+    # force the rules to run (prepare and the partition checkpoint apart, since a scheduled checkpoint hides the
+    # jobs after it until it has run).
+    upstream = {"prepare", "partition_tiny"}
+    inputs = job_inputs(project, *targets, "--forcerun", *sorted(set(STAGES.values()) - upstream))
+    inputs.update(job_inputs(project, *targets, "--forcerun", *sorted(upstream)))
     for module, rules in users.items():
-        groups.setdefault((frozenset(rules), os.path.dirname(module)), []).append(module)
-    edited = sorted({m for members in groups.values() for m in (members[0], members[-1])})
-    assert len(edited) < len(modules)
-    for module in edited:
+        missing = sorted(rule for rule in rules if f"pipeline/{module}" not in inputs.get(rule, set()))
+        assert not missing, f"pipeline/{module} is not a code input of {missing}"
+    # And editing a module does schedule them: one module per folder, each in a dry run of its own.
+    edited = {}
+    for module in modules:
+        if users[module]:
+            edited.setdefault(os.path.dirname(module), module)
+    for module in edited.values():
         rules = users[module]
-        if not rules:
-            continue
         path = project / "pipeline" / module
         stat, text = path.stat(), path.read_bytes()
         path.write_bytes(text + b"\n# edited\n")  # Snakemake ignores a newer file with the checksum it recorded
         planned = set(planned_jobs(project, *targets)) - {"all", "studies"}
         path.write_bytes(text)
         os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-        # a scheduled partition checkpoint hides train, predict and distances until it has run
         hidden = "partition_tiny" in planned or "prepare" in planned
         expected = rules - ({"train", "predict", "distances", "attack"} if hidden else set())
         assert expected <= planned, f"editing {module} planned {sorted(planned)}, expected {sorted(rules)}"
