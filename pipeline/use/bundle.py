@@ -27,7 +27,7 @@ import numpy as np
 
 from ..atomic import atomic_path, json_bytes
 from ..errors import PipelineError
-from .ensemble import FORMAT, FORMAT_VERSION
+from .ensemble import FORMAT, FORMAT_VERSION, file_index
 
 MANIFEST = "manifest.json"
 STAMP = (1980, 1, 1, 0, 0, 0)
@@ -129,16 +129,12 @@ def read_bundle(path, expect_sha256=None):
             parts["training"] = _training(read("training.npz"), path)
         else:
             parts["checkpoint_files"] = {name.removeprefix("models/"): read(name) for name in
-                                         sorted((n for n in files if n.startswith("models/")), key=_index)}
+                                         sorted((n for n in files if n.startswith("models/")), key=file_index)}
     return parts, digest
 
 
-def _index(name: str) -> int:
-    return int(Path(name).stem.split("_")[1])
-
-
 def _layout(files: dict, prefix: str, read) -> dict:
-    names = sorted((n for n in files if n.startswith(f"layout/{prefix}")), key=_index)
+    names = sorted((n for n in files if n.startswith(f"layout/{prefix}")), key=file_index)
     return {n.removeprefix("layout/"): read(n) for n in names}
 
 

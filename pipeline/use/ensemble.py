@@ -226,7 +226,7 @@ def run_parts(path, config=None) -> dict:
                             f"(e.g. snakemake --cores all {certificates.relative_to(root)})")
     table, origin = read_certificates(certificates)
     partition = run_dir / "partition"
-    shard_files = {p.name: p.read_bytes() for p in sorted(partition.glob("shard_*.json"), key=_index)}
+    shard_files = {p.name: p.read_bytes() for p in sorted(partition.glob("shard_*.json"), key=file_index)}
     prepared = Path(settings["prepared_dir"])
     train_path = (prepared if prepared.is_absolute() else root / prepared) / settings["dataset"] / "train.npz"
     summary = split_summary(train_path)
@@ -246,7 +246,7 @@ def run_parts(path, config=None) -> dict:
         "where": str(run_dir),
     }
     if parts["ensemble"]["scores"] == "distances":
-        groups = {p.name: p.read_bytes() for p in sorted(partition.glob("buckets_*.json"), key=_index)}
+        groups = {p.name: p.read_bytes() for p in sorted(partition.glob("buckets_*.json"), key=file_index)}
         inserted = partition / "inserted.npz"
         images, labels, _ = training_pool(train_path, inserted if inserted.is_file() else None)
         ids = [np.asarray(b["sample_ids"], np.int64) for g in groups.values() for b in json.loads(g)["buckets"]]
@@ -256,7 +256,7 @@ def run_parts(path, config=None) -> dict:
                                 "snakemake again (the partition step rewrites them)")
         parts.update(group_files=groups, training={"images": images[ids], "labels": labels[ids], "sample_ids": ids})
     else:
-        checkpoints = [run_dir / "models" / f"shard_{_index(Path(s))}.pt" for s in shard_files]
+        checkpoints = [run_dir / "models" / f"shard_{file_index(s)}.pt" for s in shard_files]
         for path in checkpoints:
             if not path.is_file():
                 raise PipelineError(f"{path}: checkpoint missing; run snakemake first (it trains the run)")
@@ -264,7 +264,8 @@ def run_parts(path, config=None) -> dict:
     return parts
 
 
-def _index(path) -> int:
+def file_index(path) -> int:
+    """The number in a per-shard or per-group file's name: shard_3.json, models/shard_3.pt -> 3."""
     return int(Path(path).stem.split("_")[1])
 
 
