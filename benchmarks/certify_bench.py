@@ -69,11 +69,11 @@ def main(argv=None):
     feed_list = feed.tolist()
     cases = [
         ("DPA", k, lambda v, z, y: dpa.certify(v, y, N_CLASSES), lambda v, z, y: ref.dpa(v, y, N_CLASSES), 1000),
-        ("DPA+ROE", k, lambda v, z, y: roe.certify_dpa(v, z, y, N_CLASSES),
+        ("DPA+ROE", k, lambda v, z, y: roe.certify_dpa(v, roe.beats_from_logits(v, z, N_CLASSES), y, N_CLASSES),
          lambda v, z, y: ref.dpa_roe(v, z, y, N_CLASSES), 200),
         ("FA", k * d, lambda v, z, y: fa.certify(v, y, N_CLASSES, feed),
          lambda v, z, y: ref.fa(v, y, N_CLASSES, feed_list), args.reference_samples),
-        ("FA+ROE", k * d, lambda v, z, y: roe.certify_fa(v, z, y, N_CLASSES, feed),
+        ("FA+ROE", k * d, lambda v, z, y: roe.certify_fa(v, roe.beats_from_logits(v, z, N_CLASSES), y, N_CLASSES, feed),
          lambda v, z, y: ref.fa_roe(v, z, y, N_CLASSES, feed_list), max(3, args.reference_samples // 5)),
     ]
     results = []

@@ -53,6 +53,12 @@ def cmd_prepare(a):
     prepare_dataset(a.dataset, a.raw_dir, a.out_dir, a.sources, spec=a.spec)
 
 
+def cmd_synthetic_imagenet64(a):
+    from .data.imagenet64 import write_synthetic
+
+    write_synthetic(a.out_dir, a.n_train, a.n_val, a.seed, a.side)
+
+
 def cmd_partition(a):
     from .stages.partition import partition_run
 
@@ -69,8 +75,14 @@ def cmd_train(a):
 def cmd_predict(a):
     from .stages.predict import predict_shard
 
-    predict_shard(a.model, a.shard, a.test, a.learner, a.learner_params, a.test_limit, a.logits, a.device, a.threads,
-                  a.out)
+    predict_shard(a.model, a.shard, a.test, a.learner, a.learner_params, a.test_limit, a.device, a.threads, a.out)
+
+
+def cmd_runoff(a):
+    from .stages.predict import runoff_shard
+
+    runoff_shard(a.model, a.shard, a.test, a.predictions, a.own_predictions, a.learner, a.learner_params, a.n_models,
+                 a.test_limit, a.device, a.threads, a.out)
 
 
 def cmd_test_features(a):
@@ -93,7 +105,8 @@ def cmd_certify(a):
         raise PipelineError("certify takes either --predictions (one file per shard) or --distances with "
                             "--bucket-groups (one of each per bucket group, for a nearest-neighbour learner)")
     m = certify_run(a.run, a.dataset, a.predictions, a.shards, a.test, a.test_limit, a.radii, a.methods, a.learner,
-                    a.learner_params, a.certificates, a.metrics, a.curve, a.plot, a.distances, a.bucket_groups)
+                    a.learner_params, a.certificates, a.metrics, a.curve, a.plot, a.distances, a.bucket_groups,
+                    a.runoff)
     print(f"{a.run}: " + ", ".join(f"{m['methods'][k]} clean accuracy {100 * v:.2f} % median radius "
                                    f"{m['median_radius'][k]}" for k, v in m["clean_accuracy"].items()))
 
@@ -234,6 +247,19 @@ def parser() -> argparse.ArgumentParser:
                         "resize, channels); null or absent for the built-in datasets")
     s.set_defaults(func=cmd_prepare)
 
+    s = sub.add_parser("synthetic-imagenet64", help="write random data in the official ImageNet 64x64 npz format "
+                                                     "(for tests and scaling benchmarks; not a real dataset)",
+                       description="Write train_data_batch_1..10.npz and val_data.npz in the official downsampled "
+                                   "ImageNet npz format (data uint8[N, 3*S*S] planar RGB, 1-based labels), with "
+                                   "random images: each class a colour pattern plus noise. The same arguments give "
+                                   "the same bytes. Use it as a dataset with format: imagenet64 (docs/datasets.md).")
+    s.add_argument("--out-dir", required=True, help="folder for the 11 npz files (created if missing)")
+    s.add_argument("--n-train", type=_positive, required=True, help="training images, over the 10 batch files")
+    s.add_argument("--n-val", type=_positive, required=True, help="validation images (val_data.npz)")
+    s.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    s.add_argument("--side", type=_positive, default=64, help="image side S in pixels (default 64)")
+    s.set_defaults(func=cmd_synthetic_imagenet64)
+
     s = sub.add_parser("partition", help="hash training samples into buckets, write assignment and shard files")
     s.add_argument("--train", required=True, help="prepared train.npz")
     s.add_argument("--method", default="dpa", choices=["dpa", "fa"], help="aggregation: dpa or fa (Finite Aggregation)")
@@ -262,19 +288,28 @@ def parser() -> argparse.ArgumentParser:
     _add_compute_args(s, "checkpoint file (.pt)")
     s.set_defaults(func=cmd_train)
 
-    s = sub.add_parser("predict", help="scores and votes of one shard's models on the test set")
-    s.add_argument("--shard", required=True,
-                   help="the shard file the checkpoint was trained from (its subsets are checked against it)")
-    s.add_argument("--learner", required=True, help="learner name the models must have been trained with")
-    s.add_argument("--learner-params", type=_json_object, default={},
-                   help="learner parameters as a JSON object; a checkpoint trained with others is refused as stale")
-    s.add_argument("--model", required=True, help="checkpoint from the train step")
-    s.add_argument("--test", required=True, help="prepared test.npz")
-    s.add_argument("--test-limit", type=_limit, default=None, help="use only the first N test samples")
-    s.add_argument("--logits", action=argparse.BooleanOptionalAction, default=False,
-                   help="also store every model's float32 scores (needed by logit-based methods)")
-    _add_compute_args(s, "predictions file (.parquet)")
-    s.set_defaults(func=cmd_predict)
+    for name, help_text, out_help in (
+            ("predict", "votes of one shard's models on the test set", "predictions file (.parquet)"),
+            ("runoff", "Run-Off Election's pass over one shard, once every shard is predicted: which classes each "
+                       "round-1 finalist beats in each model (2C bits per model and test sample)",
+             "run-off file (.parquet)")):
+        s = sub.add_parser(name, help=help_text)
+        s.add_argument("--shard", required=True,
+                       help="the shard file the checkpoint was trained from (its subsets are checked against it)")
+        s.add_argument("--learner", required=True, help="learner name the models must have been trained with")
+        s.add_argument("--learner-params", type=_json_object, default={},
+                       help="learner parameters as a JSON object; a checkpoint trained with others is refused as stale")
+        s.add_argument("--model", required=True, help="checkpoint from the train step")
+        s.add_argument("--test", required=True, help="prepared test.npz")
+        s.add_argument("--test-limit", type=_limit, default=None, help="use only the first N test samples")
+        if name == "runoff":
+            s.add_argument("--predictions", nargs="+", required=True,
+                           help="every shard's predictions file (their votes give the finalists)")
+            s.add_argument("--own-predictions", required=True,
+                           help="this shard's predictions file (its votes must be those of the scores computed here)")
+            s.add_argument("--n-models", type=_positive, required=True, help="models of the run, over all shards")
+        _add_compute_args(s, out_help)
+        s.set_defaults(func=cmd_predict if name == "predict" else cmd_runoff)
 
     s = sub.add_parser("test-features", help="a nearest-neighbour learner's features of the test samples, once per run")
     s.add_argument("--test", required=True, help="prepared test.npz")
@@ -311,8 +346,10 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--test", required=True, help="prepared test.npz")
     s.add_argument("--test-limit", type=_limit, default=None, help="use only the first N test samples")
     s.add_argument("--radii", type=int, nargs="+", required=True, help="radii of the certified-accuracy table")
+    s.add_argument("--runoff", nargs="+", default=None,
+                   help="with --predictions and a *_roe method: every shard's run-off file, in the same order")
     s.add_argument("--methods", nargs="+", default=["dpa"], choices=list(METHODS),
-                   help="certificates to compute (the *_roe ones need predictions with --logits)")
+                   help="certificates to compute (the *_roe ones need --runoff with --predictions)")
     s.add_argument("--certificates", required=True, help="output certificates.parquet")
     s.add_argument("--metrics", required=True, help="output metrics JSON")
     s.add_argument("--curve", required=True, help="output curve CSV")

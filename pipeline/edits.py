@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .artifacts.partition_files import load_inserted
-from .artifacts.splits import load_hash_inputs, load_split
+from .artifacts.splits import check_images, load_hash_inputs, open_split_images
 from .data.images import check_labels, original_hash_arrays
 from .errors import PipelineError
 
@@ -69,30 +69,33 @@ def load_insertions(path, image_shape: tuple, n_classes: int):
 
 
 def edited_training_set(train_path, train_limit=None, insert=None, exclude=None) -> dict:
-    """The training samples a run partitions, after its edits.
+    """The training samples a run partitions, after its edits (the prepared images checked against their stored
+    SHA-256 on the way, in chunks).
 
-    Returns images, labels and ids (int64[n], the kept sample ids), ``originals`` (the original-image
-    hash inputs of resized datasets, see pipeline.data.load_hash_inputs, else None; an inserted
-    sample is its own original) and ``inserted``: (images, labels, first_id) for save_inserted.
+    Returns images (StoredImages: read from the prepared file as they are used), labels and ids (int64[n], the
+    kept sample ids), ``originals`` (the original-image hash inputs of resized datasets, see
+    pipeline.data.load_hash_inputs, else None; an inserted sample is its own original) and ``inserted``:
+    (images, labels, first_id) for save_inserted.
     """
-    images, labels, class_names = load_split(train_path)
+    check_images(train_path)
+    images, labels, class_names = open_split_images(train_path)
     originals = load_hash_inputs(train_path)
     if train_limit is not None:
-        images, labels = images[:train_limit], labels[:train_limit]
+        labels = labels[:train_limit]
         originals = None if originals is None else {key: value[:train_limit] for key, value in originals.items()}
     first_id = len(labels)
     if insert is not None:
         extra_images, extra_labels = load_insertions(insert, images.shape[1:], len(class_names))
     else:
-        extra_images, extra_labels = images[:0], labels[:0]
-    images, labels = np.concatenate([images, extra_images]), np.concatenate([labels, extra_labels])
+        extra_images, extra_labels = np.zeros((0, *images.shape[1:]), np.uint8), labels[:0]
+    images, labels = images.with_extra(first_id, extra_images), np.concatenate([labels, extra_labels])
     if originals is not None:
         own = original_hash_arrays(extra_images)
         originals = {key: np.concatenate([value, own[key]]) for key, value in originals.items()}
     ids = np.arange(len(labels), dtype=np.int64)
     if exclude is not None:
         ids = kept_ids(len(labels), read_exclusions(exclude), exclude)
-        images, labels = images[ids], labels[ids]
+        images, labels = images.subset(ids), labels[ids]
         originals = None if originals is None else {key: value[ids] for key, value in originals.items()}
     return {"images": images, "labels": labels, "ids": ids, "originals": originals,
             "inserted": (extra_images, extra_labels, first_id)}
@@ -102,16 +105,17 @@ def training_pool(train_path, inserted_path):
     """Every sample a shard file can name: (images, labels int64[N + M], class_names).
 
     The first ``first_id`` prepared samples, then the inserted ones, as the partition step saw them
-    (``inserted_path`` None: the prepared samples alone).
+    (``inserted_path`` None: the prepared samples alone). ``images`` is a StoredImages: ``images[ids]`` reads just
+    those rows from the prepared file, unchecked; callers check them against the partition's digests.
     """
-    images, labels, class_names = load_split(train_path)
+    images, labels, class_names = open_split_images(train_path)
     if inserted_path is None:
         return images, labels, class_names
     x, y, first_id = load_inserted(inserted_path)
     if first_id > len(labels) or tuple(x.shape[1:]) != tuple(images.shape[1:]):
         raise PipelineError(f"{inserted_path}: does not fit {train_path}; delete it and run snakemake "
                               "again (the partition step rewrites it)")
-    return np.concatenate([images[:first_id], x]), np.concatenate([labels[:first_id], y]), class_names
+    return images.with_extra(first_id, x), np.concatenate([labels[:first_id], y]), class_names
 
 
 def kept_ids(n_samples: int, excluded: np.ndarray, source="the exclusion list") -> np.ndarray:

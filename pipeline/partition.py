@@ -10,21 +10,33 @@ import random
 import numpy as np
 
 from .errors import PipelineError
+from .resources import CHUNK_BYTES  # pixels hashed at once (images may be read from disk: StoredImages)
 
 HASHES = ("pixel_sum", "sha256")
 FA_OFFSET_SEED = 1000000207
 
 
+
+
+def by_chunks(images, fn, join=np.concatenate):
+    """``fn`` over consecutive chunks of rows of ``images`` (an array or StoredImages), results joined: what
+    ``fn(images)`` gives, in bounded memory."""
+    row_bytes = max(1, int(np.prod(images.shape[1:])))
+    step = max(1, CHUNK_BYTES // row_bytes)
+    parts = [fn(images[start:start + step]) for start in range(0, len(images), step)]
+    return join(parts) if parts else fn(np.zeros((0, *images.shape[1:]), np.uint8))
+
+
 def pixel_sum_hash(images: np.ndarray) -> np.ndarray:
     """Sum of all uint8 pixel values (all channels) per sample: int64[N]. The papers' hash."""
-    return images.reshape(len(images), -1).sum(axis=1, dtype=np.int64)
+    return by_chunks(images, lambda x: x.reshape(len(x), -1).sum(axis=1, dtype=np.int64))
 
 
 def sha256_hash(images: np.ndarray) -> np.ndarray:
     """First 8 bytes of SHA-256 of each image's C-ordered bytes, as uint64[N] (an option, not the default)."""
     from .data.images import original_hash_arrays
 
-    return sha256_prefix(original_hash_arrays(images)["sha256"])
+    return by_chunks(images, lambda x: sha256_prefix(original_hash_arrays(x)["sha256"]))
 
 
 def sha256_prefix(digests: np.ndarray) -> np.ndarray:
@@ -102,10 +114,19 @@ def content_ranks(images: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 
 def sample_digests(images: np.ndarray, labels: np.ndarray) -> list[str]:
-    """SHA-256 per sample over (label as int64 little-endian, image bytes): the content identity."""
-    flat = np.ascontiguousarray(images.reshape(len(images), int(np.prod(images.shape[1:]))))
+    """SHA-256 per sample over (label as int64 little-endian, image bytes): the content identity.
+
+    ``images``: an array or StoredImages (read in chunks)."""
     lab = np.asarray(labels, dtype="<i8")
-    return [hashlib.sha256(lab[i].tobytes() + flat[i].tobytes()).hexdigest() for i in range(len(flat))]
+    done = 0
+
+    def chunk(x):
+        nonlocal done
+        flat = np.ascontiguousarray(x.reshape(len(x), int(np.prod(x.shape[1:]))))
+        first, done = done, done + len(flat)
+        return [hashlib.sha256(lab[first + i].tobytes() + flat[i].tobytes()).hexdigest() for i in range(len(flat))]
+
+    return by_chunks(images, chunk, join=lambda parts: [d for part in parts for d in part])
 
 
 def subset_digest(digests) -> str:
@@ -129,9 +150,10 @@ def n_shards(method: str, k: int, d: int, shard_size: int) -> int:
 def model_training_sets(images, labels, sample_ids, buckets, buckets_of_model, ranks=None):
     """Sample ids of every base model's training set, in content order: list of int64 arrays (and the rows).
 
-    ``ranks``: content_ranks of the samples (computed when None).
+    ``ranks``: content_ranks of all the samples, or None: each set is then ordered from its own rows (read
+    from ``images``, an array or StoredImages, one set at a time: memory does not grow with the dataset).
+    Both give content_order of every set (ties by position in the set), so the same sets.
     """
-    ranks = content_ranks(images, labels) if ranks is None else ranks
     n_buckets = int(buckets_of_model.max()) + 1 if buckets_of_model.size else 0
     order_by_bucket = np.argsort(buckets, kind="stable")
     starts = np.searchsorted(buckets[order_by_bucket], np.arange(n_buckets + 1))
@@ -139,8 +161,8 @@ def model_training_sets(images, labels, sample_ids, buckets, buckets_of_model, r
     sets = []
     for bucket_list in buckets_of_model:
         rows = np.concatenate([members[b] for b in bucket_list])
-        rows = rows[np.argsort(ranks[rows], kind="stable")]  # = content_order(images[rows], labels[rows])
-        sets.append(rows)
+        own = content_ranks(images[rows], labels[rows]) if ranks is None else ranks[rows]
+        sets.append(rows[np.argsort(own, kind="stable")])  # = content_order(images[rows], labels[rows])
     return [np.asarray(sample_ids)[rows] for rows in sets], sets
 
 
@@ -191,8 +213,7 @@ def partition(images, labels, sample_ids, method="dpa", k=1, d=1, hash_name="pix
     buckets = assign_buckets(images, n_buckets, hash_name, originals)
     buckets_of_model = model_buckets(method, k, d)
     digests = sample_digests(images, labels)
-    ranks = content_ranks(images, labels)
-    id_sets, row_sets = model_training_sets(images, labels, sample_ids, buckets, buckets_of_model, ranks)
+    id_sets, row_sets = model_training_sets(images, labels, sample_ids, buckets, buckets_of_model)
     empty = [i for i, rows in enumerate(row_sets) if len(rows) == 0]
     if empty:
         raise PipelineError(
@@ -217,7 +238,7 @@ def partition(images, labels, sample_ids, method="dpa", k=1, d=1, hash_name="pix
         bucket_rows = row_sets
     else:
         _, bucket_rows = model_training_sets(images, labels, sample_ids, buckets,
-                                             np.arange(n_buckets, dtype=np.int64)[:, None], ranks)
+                                             np.arange(n_buckets, dtype=np.int64)[:, None])
     groups = bucket_groups(np.arange(n_buckets), bucket_rows, sample_ids, digests, shard_size)
     assignment = {"sample_id": np.asarray(sample_ids, dtype=np.int64), "bucket": buckets, "digest": digests}
     return assignment, shards, groups

@@ -15,7 +15,8 @@ TEST_CHUNK_PIXELS = 2**23  # test pixels predict scores at once (bounds its memo
 ROW_GROUP_TESTS = 512  # test samples per Parquet row group of a predictions file (pipeline.artifacts.predictions)
 PYTHON_MB = 250         # interpreter, numpy, pandas, pyarrow
 TORCH_MB = 700          # + torch (its CPU and CUDA libraries), resident after import
-CERTIFY_CHUNK_MB = 256  # votes (and logits) certify reads at once
+CERTIFY_CHUNK_MB = 256  # votes (and run-off bits) certify reads at once
+CHUNK_BYTES = 64 * MB  # pixels read or written at once where a split is streamed (pipeline/artifacts/splits.py)
 
 # Learner working memory per training sample in flight (bytes per input pixel), and training
 # throughput in sample-epochs per second (CPU, GPU): conservative figures for the run-time bound.
@@ -36,17 +37,24 @@ def prepare_mem_mb(dataset_bytes: int) -> int:
     return PYTHON_MB + 1000 + _mb(10 * dataset_bytes)
 
 
-def partition_mem_mb(train_bytes: int, n_train: int, d: int) -> int:
-    """Partition: the split (loaded, edited, reordered per model), per-sample digests and the shard files."""
-    return PYTHON_MB + 200 + _mb(6 * train_bytes + n_train * (500 + 40 * d))
+def prepare_streamed_mem_mb(n_images: int, pixels: int) -> int:
+    """Prepare from files read a chunk at a time (ImageNet64's npz batches): a few chunks of CHUNK_BYTES (read,
+    transposed, resized, written), and the labels and the originals' hash inputs of every image."""
+    return PYTHON_MB + 300 + _mb(8 * CHUNK_BYTES + n_images * 120 + 4 * pixels)
 
 
-def train_mem_mb(learner: str, train_bytes: int, shard_bytes: int, pixels: int, batch_size: int = 0) -> int:
-    """Train: the split (loaded, digested, pooled with inserted samples), the shard's stored subsets and the
-    checkpoint being written (``shard_bytes``: pixels of all the shard's training subsets), the learner's
+def partition_mem_mb(n_train: int, d: int, max_subset_bytes: int) -> int:
+    """Partition: the training images read a chunk at a time (hashed, digested), then one model's (or bucket's)
+    images at a time (ordered by content), the per-sample digests and the shard and bucket-group files."""
+    return PYTHON_MB + 200 + _mb(6 * CHUNK_BYTES + n_train * (500 + 40 * d) + 8 * d * max_subset_bytes)
+
+
+def train_mem_mb(learner: str, n_train: int, shard_bytes: int, pixels: int, batch_size: int = 0) -> int:
+    """Train: the split's labels (its images are read a model's samples at a time), the shard's training subsets
+    and the checkpoint being written (``shard_bytes``: pixels of all the shard's training subsets), the learner's
     working memory (``pixels``: per image, after any resize)."""
     work = TORCH_LEARNERS[learner]["bytes_per_pixel"] * pixels * batch_size if learner in TORCH_LEARNERS else 0
-    return TORCH_MB + 200 + _mb(4 * train_bytes + 4 * shard_bytes + work)
+    return TORCH_MB + 200 + _mb(24 * n_train + 4 * shard_bytes + work)
 
 
 def predict_mem_mb(learner: str, test_bytes: int, n_test: int, n_models: int, n_classes: int, model_bytes: int,
@@ -90,9 +98,10 @@ def certify_distances_mem_mb(test_bytes: int, n_test: int, n_train: int, d: int)
     return PYTHON_MB + 400 + _mb(3 * test_bytes + 4 * CERTIFY_CHUNK_MB * MB + n_train * (d + 1) * 100 + n_test * 200)
 
 
-def certify_mem_mb(test_bytes: int, n_test: int, n_models: int, n_classes: int, with_logits: bool) -> int:
-    """Certify: the test split, one chunk of votes (and scores) read from every shard, the certificates, a plot."""
-    per_test = n_models * (3 + (4 * n_classes if with_logits else 0))
+def certify_mem_mb(test_bytes: int, n_test: int, n_models: int, n_classes: int, run_off: bool) -> int:
+    """Certify: the test split, one chunk of votes (and run-off bits, unpacked) read from every shard, the
+    certificates, a plot."""
+    per_test = n_models * (3 + (3 * n_classes if run_off else 0))
     chunk = min(n_test * per_test, CERTIFY_CHUNK_MB * MB)
     return PYTHON_MB + 400 + _mb(3 * test_bytes + 4 * chunk + n_test * 200)
 
@@ -189,14 +198,17 @@ def attack_mem_mb(train_bytes: int, test_bytes: int, n_train: int, n_test: int, 
 def job_mem_mb(stage: str, z: dict) -> int:
     """Memory (MB) a job of ``stage`` declares, from run_size ``z``."""
     if stage == "partition":
-        return partition_mem_mb(z["train_bytes"], z["n_train"], z["d"])
+        return partition_mem_mb(z["n_train"], z["d"], z["max_subset"] * z["pixels"])
     if stage == "train":
-        return train_mem_mb(z["learner"], z["train_bytes"], z["shard_models"] * z["max_subset"] * z["pixels"],
+        return train_mem_mb(z["learner"], z["n_train"], z["shard_models"] * z["max_subset"] * z["pixels"],
                             z["work_pixels"], z["params"].get("batch_size", 0))
-    if stage == "predict":
+    if stage in ("predict", "runoff"):
         model_bytes = z["shard_models"] * z["max_subset"] * z["pixels"] if z["learner"] not in TORCH_LEARNERS else 0
-        return predict_mem_mb(z["learner"], z["test_bytes"], z["n_test"], z["shard_models"], z["n_classes"],
-                              model_bytes, z["max_subset"] * z["pixels"], z["work_pixels"], test_chunk_size([z["pixels"]]))
+        chunk = test_chunk_size([z["pixels"]])
+        runoff = 0 if stage == "predict" else (2 * CERTIFY_CHUNK_MB * MB + z["n_test"] * 16
+                                               + 4 * min(chunk, z["n_test"]) * z["shard_models"] * 2 * z["n_classes"])
+        return runoff + predict_mem_mb(z["learner"], z["test_bytes"], z["n_test"], z["shard_models"], z["n_classes"],
+                                       model_bytes, z["max_subset"] * z["pixels"], z["work_pixels"], chunk)
     if stage == "certify" and z["shared_distances"]:
         return certify_distances_mem_mb(z["test_bytes"], z["n_test"], z["n_train"], z["d"])
     if stage == "certify":

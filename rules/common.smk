@@ -12,7 +12,7 @@ sys.path.insert(0, workflow.basedir)  # the pipeline package next to this workfl
 os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
 
 from pipeline import resources as res
-from pipeline.certify import method_names, needs_logits
+from pipeline.certify import method_names, needs_run_off
 from pipeline.code_inputs import closure
 from pipeline.config import check_sources
 from pipeline.errors import PipelineError
@@ -56,6 +56,7 @@ RUNS = {**config["runs"], **STUDY_RUNS}
 # per-shard files of a run (shard_files fills in run and shard; a bucket group per shard)
 MODELS = "work/{run}/models/shard_{shard}.pt"
 PREDICTIONS = "work/{run}/predictions/shard_{shard}.parquet"
+RUNOFF = "work/{run}/runoff/shard_{shard}.parquet"
 BUCKET_GROUPS = "work/{run}/partition/buckets_{shard}.json"
 DISTANCES = "work/{run}/distances/buckets_{shard}.parquet"
 PREPARED = config["data"]["prepared_dir"]
@@ -130,7 +131,13 @@ def scores_inputs(w):
     return after_partition(w.run, {
         "predictions": shard_files(w.run, PREDICTIONS),
         "models": shard_files(w.run, MODELS),
+        **({"runoff": shard_files(w.run, RUNOFF)} if run_off_pass(w.run) else {}),
     })
+
+
+def run_off_pass(run):
+    """Whether a run's shards get the predict stage's run-off pass: Run-Off Election on trained models."""
+    return needs_run_off(certificate_methods(run)) and not shared_distances(run)
 
 
 def scores_args(w):
@@ -138,7 +145,7 @@ def scores_args(w):
     files = lambda pattern: " ".join(shlex.quote(p) for p in shard_files(w.run, pattern))  # noqa: E731
     if shared_distances(w.run):
         return f"--distances {files(DISTANCES)} --bucket-groups {files(BUCKET_GROUPS)}"
-    return f"--predictions {files(PREDICTIONS)}"
+    return f"--predictions {files(PREDICTIONS)}" + (f" --runoff {files(RUNOFF)}" if run_off_pass(w.run) else "")
 
 
 def attack_families(run):
@@ -224,8 +231,11 @@ def run_size(run):
 
 def prepare_mem_mb(dataset):
     """Memory of a prepare job (MB): from the dataset's size; a user dataset's from its files (compressed
-    images decode to about 4 times their size)."""
+    images decode to about 4 times their size), or, for ImageNet64 (read a chunk at a time), from its image count."""
     size = dataset_size(dataset)
+    spec = config["datasets"].get(dataset)
+    if spec and spec["format"] == "imagenet64":  # read a chunk at a time
+        return res.prepare_streamed_mem_mb(size["n_train"] + size["n_test"], math.prod(size["image_shape"]))
     on_disk = res.files_bytes(user_dataset_files(dataset))
     return res.prepare_mem_mb(4 * on_disk if on_disk else (size["n_train"] + size["n_test"]) * math.prod(size["image_shape"]))
 
@@ -294,10 +304,14 @@ def intermediate_outputs(runs=None):
 
 
 def trained_outputs(wildcards, runs=None):
-    """Every configured run's (or ``runs``') checkpoints and predictions, or bucket distances (once its partition
-    is complete), as targets of `rule all` (and of the study rules)."""
-    patterns = {True: [DISTANCES], False: [MODELS, PREDICTIONS]}
-    return [path for run in (CONFIGURED_RUNS if runs is None else runs) for pattern in patterns[shared_distances(run)]
+    """Every configured run's (or ``runs``') checkpoints, predictions and run-off files, or bucket distances (once its
+    partition is complete), as targets of `rule all` (and of the study rules)."""
+    def patterns(run):
+        if shared_distances(run):
+            return [DISTANCES]
+        return [MODELS, PREDICTIONS] + ([RUNOFF] if run_off_pass(run) else [])
+
+    return [path for run in (CONFIGURED_RUNS if runs is None else runs) for pattern in patterns(run)
             for path in after_partition(run, shard_files(run, pattern))]
 
 

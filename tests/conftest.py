@@ -60,24 +60,28 @@ def mnist_train(mnist_prepared):
 @pytest.fixture(scope="session")
 def small_run(mnist_prepared, tmp_path_factory):
     """A run without Snakemake: 600 MNIST samples, k = 6 in two shards of 3 hog_nn models, trained and
-    predicted on 50 test samples with scores. Folder with partition/, models/ and predictions/."""
+    predicted on 50 test samples, with the run-off pass. Folder with partition/, models/, predictions/ and runoff/."""
     from pipeline.artifacts.partition_files import write_partition
     from pipeline.artifacts.splits import load_split
     from pipeline.partition import partition
-    from pipeline.stages.predict import predict_shard
+    from pipeline.stages.predict import predict_shard, runoff_shard
     from pipeline.stages.train import train_shard
 
     root = tmp_path_factory.mktemp("run")
     images, labels, _ = load_split(mnist_prepared / "train.npz")
     assignment, shards, groups = partition(images[:600], labels[:600], np.arange(600), "dpa", k=6, shard_size=3)
     write_partition(root / "partition", assignment, shards, groups)
-    for folder in ("models", "predictions"):  # output folders, as Snakemake creates them for its jobs
+    for folder in ("models", "predictions", "runoff"):  # output folders, as Snakemake creates them for its jobs
         (root / folder).mkdir()
     for s in range(2):
         train_shard(root / f"partition/shard_{s}.json", mnist_prepared / "train.npz", "hog_nn", {}, "cpu", 1,
                     root / f"models/shard_{s}.pt")
         predict_shard(root / f"models/shard_{s}.pt", root / f"partition/shard_{s}.json", mnist_prepared / "test.npz",
-                      "hog_nn", {}, 50, True, "cpu", 1, root / f"predictions/shard_{s}.parquet")
+                      "hog_nn", {}, 50, "cpu", 1, root / f"predictions/shard_{s}.parquet")
+    predictions = [root / f"predictions/shard_{s}.parquet" for s in range(2)]
+    for s in range(2):
+        runoff_shard(root / f"models/shard_{s}.pt", root / f"partition/shard_{s}.json", mnist_prepared / "test.npz",
+                     predictions, predictions[s], "hog_nn", {}, 6, 50, "cpu", 1, root / f"runoff/shard_{s}.parquet")
     return root
 
 

@@ -114,12 +114,18 @@ def votes_of(z):
     return _first_max(z)
 
 
+def beats(votes, z, n_classes):
+    """What the ROE certificates take: which classes each finalist beats in each model."""
+    return roe.beats_from_logits(votes, z, n_classes)
+
+
 @settings(max_examples=120, deadline=None)
 @given(ensembles(1, 7))
 def test_dpa_roe_against_brute_force(case):
     z, label, n_classes = case
     feed = np.arange(len(z))[:, None]
-    p, radius = roe.certify_dpa(votes_of(z)[None], z[None], np.array([label]), n_classes)
+    p, radius = roe.certify_dpa(votes_of(z)[None], beats(votes_of(z)[None], z[None], n_classes), np.array([label]),
+                                 n_classes)
     assert p[0] == roe_batch(z[None], n_classes)[0]
     assert radius[0] == ref.dpa_roe(votes_of(z).tolist(), z.tolist(), label, n_classes)[1]
     if radius[0] >= 0:
@@ -150,7 +156,8 @@ def test_fa_roe_against_brute_force(case, d):
     feed = bucket_feeds(model_buckets("fa", k, d))
     z = np.concatenate([z, z[::-1]])[: k * d] if d == 2 else z
     votes = votes_of(z)
-    p, radius = roe.certify_fa(votes[None], z[None], np.array([label]), n_classes, feed)
+    p, radius = roe.certify_fa(votes[None], beats(votes[None], z[None], n_classes), np.array([label]), n_classes,
+                               feed)
     assert (p[0], radius[0]) == ref.fa_roe(votes.tolist(), z.tolist(), label, n_classes, feed.tolist())
     if radius[0] >= 0:
         check_radius(z, int(radius[0]), feed, n_classes, True, "FA+ROE", max_models=4)
@@ -175,9 +182,9 @@ def test_vectorised_equals_reference_loops(n_classes):
         ("dpa", dpa.certify(votes, labels, n_classes), [ref.dpa(v, y, n_classes) for v, y in zip(votes.tolist(), labels)]),
         ("fa", fa.certify(votes, labels, n_classes, feed),
          [ref.fa(v, y, n_classes, feed.tolist()) for v, y in zip(votes.tolist(), labels)]),
-        ("dpa_roe", roe.certify_dpa(votes, z, labels, n_classes),
+        ("dpa_roe", roe.certify_dpa(votes, beats(votes, z, n_classes), labels, n_classes),
          [ref.dpa_roe(v, zz, y, n_classes) for v, zz, y in zip(votes.tolist(), z.tolist(), labels)]),
-        ("fa_roe", roe.certify_fa(votes, z, labels, n_classes, feed),
+        ("fa_roe", roe.certify_fa(votes, beats(votes, z, n_classes), labels, n_classes, feed),
          [ref.fa_roe(v, zz, y, n_classes, feed.tolist()) for v, zz, y in zip(votes.tolist(), z.tolist(), labels)]),
     ]:
         assert got[0].tolist() == [e[0] for e in expect], method
@@ -191,8 +198,8 @@ def test_fa_with_d1_equals_dpa(n_classes, k, seed):
     z, votes, labels = random_ensemble(rng, 30, k, n_classes)
     feed = bucket_feeds(model_buckets("fa", k, 1))
     assert np.array_equal(fa.certify(votes, labels, n_classes, feed)[1], dpa.certify(votes, labels, n_classes)[1])
-    assert np.array_equal(roe.certify_fa(votes, z, labels, n_classes, feed)[1],
-                          roe.certify_dpa(votes, z, labels, n_classes)[1])
+    assert np.array_equal(roe.certify_fa(votes, beats(votes, z, n_classes), labels, n_classes, feed)[1],
+                          roe.certify_dpa(votes, beats(votes, z, n_classes), labels, n_classes)[1])
 
 
 def test_report_tightness():
@@ -219,3 +226,47 @@ def test_layout_errors_and_circulant_detection():
     broken[0, 0] = broken[1, 0]
     with pytest.raises(PipelineError, match="every bucket must feed 3 models"):
         bucket_feeds(broken)
+
+
+@pytest.mark.parametrize("n_classes, k, d", [(40, 12, 2), (80, 8, 3), (12, 30, 1)])
+def test_fa_roe_tries_pairs_only_among_cheap_classes_with_the_radii_of_every_pair(n_classes, k, d):
+    """Round 1's pairs among the classes cheaper than CertR2 give the radii of the loop over all C(C-1)/2 pairs,
+    and of the reference loops; far fewer pairs are tried."""
+    rng = np.random.default_rng(n_classes + k)
+    feed = bucket_feeds(model_buckets("fa", k, d))
+    for p_label in (0.3, 0.6, 0.9):
+        z, votes, labels = random_ensemble(rng, 25, k * d, n_classes, p_label)
+        z = np.round(z)  # many ties
+        votes = votes_of(z.reshape(-1, n_classes)).reshape(z.shape[:2])
+        b = beats(votes, z, n_classes)
+        fast = roe.fa_roe_radius(votes, b, feed, n_classes)
+        every = roe.fa_roe_radius(votes, b, feed, n_classes, all_pairs=True)
+        assert np.array_equal(fast[0], every[0]) and np.array_equal(fast[1], every[1])
+        got = roe.certify_fa(votes, b, labels, n_classes, feed)
+        expect = [ref.fa_roe(v, zz, y, n_classes, feed.tolist()) for v, zz, y in zip(votes.tolist(), z.tolist(), labels)]
+        assert got[1].tolist() == [e[1] for e in expect]
+
+
+def test_candidate_pairs_are_every_pair_within_each_row():
+    rng = np.random.default_rng(3)
+    candidates = rng.random((30, 9)) < 0.4
+    row, c1, c2 = roe.candidate_pairs(candidates)
+    expect = sorted((r, a, b) for r in range(30) for a, b in itertools.combinations(np.flatnonzero(candidates[r]), 2))
+    assert sorted(zip(row.tolist(), c1.tolist(), c2.tolist())) == [tuple(map(int, e)) for e in expect]
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(2, 30), st.integers(1, 9), st.integers(0, 2**32 - 1))
+def test_beats_packed_to_bits_and_back_give_the_certificates_of_the_scores(n_classes, m, seed):
+    """The run-off files' encoding (2C bits per model and test sample) keeps exactly what the certificates use."""
+    from pipeline.artifacts.runoff import pack_beats, unpack_beats
+
+    rng = np.random.default_rng(seed)
+    z, votes, labels = random_ensemble(rng, 20, m, n_classes)
+    b = beats(votes, z, n_classes)
+    packed = pack_beats(b)
+    assert packed.shape == (20, m, 2 * -(-n_classes // 8)) and packed.nbytes * 16 <= z.nbytes + 32 * 20 * m
+    assert np.array_equal(unpack_beats(packed, n_classes), b)
+    expect = [ref.dpa_roe(v, zz, y, n_classes) for v, zz, y in zip(votes.tolist(), z.tolist(), labels)]
+    got = roe.certify_dpa(votes, unpack_beats(packed, n_classes), labels, n_classes)
+    assert got[0].tolist() == [e[0] for e in expect] and got[1].tolist() == [e[1] for e in expect]

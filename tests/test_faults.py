@@ -30,19 +30,22 @@ def params_for(raw_root, shared=False, **changes):
                        shared_distances=shared, **changes)
 
 
-def results(project) -> dict:
-    """Everything a run's results consist of: certificates, metrics, curve, checkpoints and predictions (or test
-    features and distances)."""
+def results(project, only=None) -> dict:
+    """Everything a run's results consist of: certificates, metrics, curve, checkpoints, predictions and run-off
+    files (or test features and distances); ``only``: just these result files."""
     out = {name: (project / name).read_bytes() for name in RESULTS}
+    if only:
+        return {name: out[name] for name in only}
     out.update(file_bytes(project, "work/tiny/models/*.pt"))
     out.update(file_bytes(project, "work/tiny/distances/*.npz"))
-    for path in sorted([*project.glob("work/tiny/predictions/*.parquet"), *project.glob("work/tiny/distances/*.parquet")]):
-        out[path.name] = pq.read_table(path)
+    for path in sorted([*project.glob("work/tiny/predictions/*.parquet"), *project.glob("work/tiny/distances/*.parquet"),
+                        *project.glob("work/tiny/runoff/*.parquet")]):
+        out[f"{path.parent.name}/{path.name}"] = pq.read_table(path)
     return out
 
 
 def assert_same_results(project, reference, only=None):
-    got, want = results(project), results(reference)
+    got, want = results(project, only), results(reference, only)
     assert sorted(got) == sorted(want)
     for name in only or want:
         same = got[name] == want[name] if isinstance(want[name], bytes) else got[name].equals(want[name])
@@ -159,9 +162,11 @@ def test_failed_train_after_a_learner_change_heals_on_rerun(clean, raw_root, tmp
     assert metrics["provenance"]["learner"]["params"]["orientations"] == 8
 
 
-def test_killed_predict_and_certify_jobs_heal_on_rerun(clean, raw_root, tmp_path):
+def test_killed_predict_runoff_and_certify_jobs_heal_on_rerun(clean, raw_root, tmp_path):
     project = make_project(tmp_path / "p", params_for(raw_root))
     run_and_kill(project, "predict", "shard_1.pt")
+    run_and_kill(project, "runoff", "runoff/shard_1")
+    assert not list((project / "work/tiny/runoff").glob("*shard_1*"))  # nothing half-written left behind
     run_and_kill(project, "certify")
     assert not (project / "work/tiny/certificates.parquet").exists()
     snakemake(project)
@@ -170,7 +175,8 @@ def test_killed_predict_and_certify_jobs_heal_on_rerun(clean, raw_root, tmp_path
 
 @pytest.mark.parametrize("reference, deleted", [
     ("clean", "work/tiny/models/shard_0.pt"), ("clean", "work/tiny/predictions/shard_1.parquet"),
-    ("clean", "work/tiny/partition/shard_1.json"), ("clean", "data/prepared"),
+    ("clean", "work/tiny/runoff/shard_0.parquet"), ("clean", "work/tiny/partition/shard_1.json"),
+    ("clean", "data/prepared"),
     ("clean_shared", "work/tiny/distances/buckets_1.parquet"), ("clean_shared", "work/tiny/distances/test_features.npz"),
 ])
 def test_deleted_files_are_rebuilt(request, tmp_path, reference, deleted):
@@ -199,6 +205,7 @@ def corrupt(path: Path) -> None:
 @pytest.mark.parametrize("reference, damaged, rerun", [
     ("clean", "work/tiny/models/shard_0.pt", "predict"),
     ("clean", "work/tiny/predictions/shard_1.parquet", "certify"),
+    ("clean", "work/tiny/runoff/shard_0.parquet", "certify"),
     ("clean", "work/tiny/partition/shard_1.json", "certify"),
     ("clean_shared", "work/tiny/distances/buckets_1.parquet", "certify"),
     ("clean_shared", "work/tiny/distances/test_features.npz", "distances"),

@@ -20,17 +20,18 @@ from pipeline.stages.predict import predict_shard
 from pipeline.stages.train import train_shard
 
 
-def predict(small_run, mnist_prepared, out, shard=None, params=None, model=None, logits=True, test_limit=50):
+def predict(small_run, mnist_prepared, out, shard=None, params=None, model=None, test_limit=50):
     predict_shard(model or small_run / "models/shard_0.pt", shard or small_run / "partition/shard_0.json",
-                  mnist_prepared / "test.npz", "hog_nn", params or {}, test_limit, logits, "cpu", 1, out)
+                  mnist_prepared / "test.npz", "hog_nn", params or {}, test_limit, "cpu", 1, out)
 
 
 def certify(small_run, mnist_prepared, out_dir, predictions=None, shards=None, params=None, methods=("dpa", "dpa_roe"),
-            test_limit=50):
+            test_limit=50, runoff=None):
     return certify_run("r", "mnist", predictions or sorted(small_run.glob("predictions/*.parquet")),
                        shards or sorted(small_run.glob("partition/shard_*.json")), mnist_prepared / "test.npz",
                        test_limit, [0, 1], list(methods), "hog_nn", params or {}, out_dir / "c.parquet",
-                       out_dir / "m.json", out_dir / "c.csv", out_dir / "c.png")
+                       out_dir / "m.json", out_dir / "c.csv", out_dir / "c.png",
+                       runoff_paths=runoff or sorted(small_run.glob("runoff/*.parquet")))
 
 
 def altered_shard(small_run, tmp_path, name="shard_0.json"):
@@ -118,21 +119,52 @@ def test_certify_refuses_stale_predictions(small_run, mnist_prepared, tmp_path):
         assert not list(out.iterdir())
 
 
-def test_certify_refuses_votes_only_predictions_for_run_off_election(small_run, mnist_prepared, tmp_path):
-    (tmp_path / "p").mkdir()
-    for s in range(2):
-        predict_shard(small_run / f"models/shard_{s}.pt", small_run / f"partition/shard_{s}.json",
-                      mnist_prepared / "test.npz", "hog_nn", {}, 50, False, "cpu", 1, tmp_path / f"p/shard_{s}.parquet")
-    predictions = sorted((tmp_path / "p").glob("*.parquet"))
-    with pytest.raises(PipelineError, match="holds votes only, but Run-Off Election needs every model's scores"):
-        certify(small_run, mnist_prepared, tmp_path, predictions=predictions)
-    certify(small_run, mnist_prepared, tmp_path, predictions=predictions, methods=["dpa"])  # plain DPA needs no scores
+def test_certify_refuses_run_off_election_without_matching_run_off_files(small_run, mnist_prepared, tmp_path):
+    """ROE needs every shard's run-off file, from the predictions' checkpoints, for the finalists of their votes."""
+    from pipeline.stages.certify import certify_run
+
+    runoff = sorted(small_run.glob("runoff/*.parquet"))
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(PipelineError, match=r"needs every shard's run-off file \(--runoff\)"):
+        certify_run("r", "mnist", sorted(small_run.glob("predictions/*.parquet")),
+                    sorted(small_run.glob("partition/shard_*.json")), mnist_prepared / "test.npz", 50, [0],
+                    ["dpa", "dpa_roe"], "hog_nn", {}, out / "c.parquet", out / "m.json", out / "c.csv", out / "c.png")
+    with pytest.raises(PipelineError, match="1 run-off files for 2 predictions files"):
+        certify(small_run, mnist_prepared, out, runoff=runoff[:1])
+    with pytest.raises(PipelineError, match="holds shard 1, expected shard 0"):
+        certify(small_run, mnist_prepared, out, runoff=runoff[::-1])
+    # shard 0 predicted by another checkpoint (the same models, a changed stored image): other finalists too
+    import torch
+
+    ckpt = torch.load(small_run / "models/shard_0.pt", weights_only=True)
+    ckpt["models"][0]["versions"][0]["images"][:] = 0
+    from pipeline.artifacts.checkpoints import save_checkpoint
+    ckpt.pop("content_sha256", None)
+    save_checkpoint(tmp_path / "other.pt", ckpt)
+    predict(small_run, mnist_prepared, tmp_path / "shard_0.parquet", model=tmp_path / "other.pt")
+    predictions = [tmp_path / "shard_0.parquet", small_run / "predictions/shard_1.parquet"]
+    with pytest.raises(PipelineError, match="computed from another checkpoint than"):
+        certify(small_run, mnist_prepared, out, predictions=predictions)
+    from pipeline.artifacts.runoff import run_finalists
+    from pipeline.stages.predict import runoff_shard
+
+    before = run_finalists(sorted(small_run.glob("predictions/*.parquet")), 50, 6, 10)
+    after = run_finalists(predictions, 50, 6, 10)
+    assert not all(np.array_equal(a, b) for a, b in zip(before, after))  # the new votes move some finalists
+    runoff_shard(tmp_path / "other.pt", small_run / "partition/shard_0.json", mnist_prepared / "test.npz", predictions,
+                 predictions[0], "hog_nn", {}, 6, 50, "cpu", 1, tmp_path / "runoff_0.parquet")
+    with pytest.raises(PipelineError, match="shard_1.parquet: computed for other finalists than the votes"):
+        certify(small_run, mnist_prepared, out, predictions=predictions, runoff=[tmp_path / "runoff_0.parquet",
+                                                                                runoff[1]])
+    assert not list(out.iterdir())
+    certify(small_run, mnist_prepared, out, predictions=predictions, methods=["dpa"])  # plain DPA needs no run-off
 
 
 def test_predictions_without_a_record_are_refused(small_run, mnist_prepared, tmp_path):
     table = pq.read_table(small_run / "predictions/shard_0.parquet")
     pq.write_table(table.replace_schema_metadata(None), tmp_path / "shard_0.parquet")
-    with pytest.raises(PipelineError, match="records no provenance .*delete it and run snakemake again"):
+    with pytest.raises(PipelineError, match="records no provenance .*delete .*shard_0.parquet and run snakemake again"):
         certify(small_run, mnist_prepared, tmp_path,
                 predictions=[tmp_path / "shard_0.parquet", small_run / "predictions/shard_1.parquet"])
 

@@ -16,7 +16,7 @@ from pipeline.nearest import bucket_minima, model_minima
 from pipeline.partition import partition
 from pipeline.stages.certify import certify_run, distance_chunks, prediction_chunks
 from pipeline.stages.distances import bucket_distances, write_test_features
-from pipeline.stages.predict import predict_shard
+from pipeline.stages.predict import predict_shard, runoff_shard
 from pipeline.stages.train import train_shard
 
 N_TEST = 40
@@ -64,7 +64,7 @@ def run_both_paths(root, prepared, method, k, d, versions, images, labels, ids=N
     ids = np.arange(len(labels)) if ids is None else ids  # rows of the prepared split
     assignment, shards, groups = partition(images, labels, ids, method, k, d, shard_size=4,
                                            versions=versions)
-    for folder in ("partition", "models", "predictions", "distances"):
+    for folder in ("partition", "models", "predictions", "runoff", "distances"):
         (root / folder).mkdir(parents=True)
     write_partition(root / "partition", assignment, shards, groups)
     shard_paths = [root / f"partition/shard_{s}.json" for s in range(len(shards))]
@@ -72,9 +72,13 @@ def run_both_paths(root, prepared, method, k, d, versions, images, labels, ids=N
     predictions, distances = [], []
     for s, shard_path in enumerate(shard_paths):
         train_shard(shard_path, prepared / "train.npz", "hog_nn", {}, "cpu", 1, root / f"models/shard_{s}.pt")
-        predict_shard(root / f"models/shard_{s}.pt", shard_path, prepared / "test.npz", "hog_nn", {}, N_TEST, True,
+        predict_shard(root / f"models/shard_{s}.pt", shard_path, prepared / "test.npz", "hog_nn", {}, N_TEST,
                       "cpu", 1, root / f"predictions/shard_{s}.parquet")
         predictions.append(root / f"predictions/shard_{s}.parquet")
+    n_models = sum(len(s["models"]) for s in shards)
+    for s, shard_path in enumerate(shard_paths):
+        runoff_shard(root / f"models/shard_{s}.pt", shard_path, prepared / "test.npz", predictions, predictions[s],
+                     "hog_nn", {}, n_models, N_TEST, "cpu", 1, root / f"runoff/shard_{s}.parquet")
     write_test_features(prepared / "test.npz", "hog_nn", {}, N_TEST, root / "distances/test_features.npz")
     for g, group_path in enumerate(group_paths):
         bucket_distances(group_path, prepared / "train.npz", None, root / "distances/test_features.npz", "hog_nn", {},
@@ -98,18 +102,19 @@ def test_shared_distances_give_each_models_own_scores_and_certificates(mnist_pre
     from pipeline.learners import hog_nn
 
     _, models, buckets, _ = read_layout(shard_paths)
-    per_model = list(prediction_chunks(predictions, N_TEST, len(models), 10, True))
-    shared = list(distance_chunks(distances, buckets, N_TEST, 10, hog_nn, versions))
+    runoff = sorted(tmp_path.glob("runoff/*.parquet"), key=lambda p: int(p.stem.split("_")[1]))
+    methods = [method, f"{method}_roe"]
+    per_model = list(prediction_chunks(predictions, N_TEST, len(models), 10, runoff))
+    shared = list(distance_chunks(distances, buckets, N_TEST, 10, hog_nn, versions, methods))
     votes_a = np.concatenate([c[2] for c in per_model])
     votes_b = np.concatenate([c[2] for c in shared])
-    logits_a = np.concatenate([c[3] for c in per_model])
-    logits_b = np.concatenate([c[3] for c in shared])
+    beats_a = np.concatenate([c[3] for c in per_model])
+    beats_b = np.concatenate([c[3] for c in shared])
     assert votes_a.shape == (N_TEST, k * d) and (votes_a == votes_b).all()
-    assert logits_a.tobytes() == logits_b.tobytes()
+    assert beats_a.shape == (N_TEST, k * d, 2, 10) and np.array_equal(beats_a, beats_b)
 
-    methods = [method, f"{method}_roe"]
     outs = {}
-    for name, kwargs in (("per_model", {"prediction_paths": predictions}),
+    for name, kwargs in (("per_model", {"prediction_paths": predictions, "runoff_paths": runoff}),
                          ("shared", {"prediction_paths": None, "distance_paths": distances, "group_paths": groups})):
         out = tmp_path / name
         out.mkdir()

@@ -20,18 +20,32 @@ from pipeline.stages.train import train_shard
 from .conftest import REPO
 
 
-def test_predictions_table(small_run):
+def test_predictions_and_run_off_tables(small_run, mnist_prepared):
+    """Votes are the argmax of the models' scores; the run-off bits say which classes each finalist of the run's
+    votes beats in each model, as the scores do."""
+    from pipeline.artifacts.checkpoints import checkpoint_scores, load_checkpoint
+    from pipeline.artifacts.runoff import load_beats
+    from pipeline.artifacts.splits import load_split
+    from pipeline.certify.roe import beats_from_logits
+
     table = pq.read_table(small_run / "predictions/shard_1.parquet").to_pandas()
-    assert len(table) == 3 * 50 and sorted(table.model_id.unique()) == [3, 4, 5]
-    logits = np.stack(table.logits.to_numpy())
-    assert logits.shape == (150, 10) and (np.argmax(logits, axis=1) == table.vote).all()
+    assert len(table) == 3 * 50 and sorted(table.model_id.unique()) == [3, 4, 5] and "logits" not in table
+    images, _, _ = load_split(mnist_prepared / "test.npz")
+    scores = np.concatenate([checkpoint_scores(learners.get("hog_nn"), load_checkpoint(small_run / f"models/shard_{s}.pt")[0],
+                                               images[:50], "cpu") for s in range(2)])  # [6, 50, 10]
+    votes = np.argmax(scores, axis=2).T
+    assert (table.vote.to_numpy().reshape(50, 3) == votes[:, 3:]).all()
+    runoff = pq.read_table(small_run / "runoff/shard_1.parquet")
+    assert runoff.num_rows == 150 and runoff.schema.field("beats").type.byte_width == 4  # 2 x 10 bits, in bytes
+    beats = load_beats(sorted(small_run.glob("runoff/*.parquet")), 0, 50, 6, 10)
+    assert np.array_equal(beats, beats_from_logits(votes, scores.transpose(1, 0, 2), 10))
 
 
 def test_certify_outputs(small_run, mnist_prepared, tmp_path):
     metrics = certify_run("small", "mnist", sorted(small_run.glob("predictions/*.parquet")),
                           sorted(small_run.glob("partition/shard_*.json")), mnist_prepared / "test.npz", 50,
                           [0, 1, 2], ["dpa", "dpa_roe"], "hog_nn", {}, tmp_path / "c.parquet", tmp_path / "m.json",
-                          tmp_path / "c.csv", tmp_path / "c.png")
+                          tmp_path / "c.csv", tmp_path / "c.png", runoff_paths=sorted(small_run.glob("runoff/*.parquet")))
     cert = pq.read_table(tmp_path / "c.parquet").to_pandas()
     assert list(cert.columns) == ["test_id", "label", "prediction", "radius_dpa", "prediction_roe",
                                   "radius_dpa_roe"] and len(cert) == 50
@@ -62,7 +76,7 @@ def test_duplicate_predictions_are_an_error(small_run):
 
     preds = sorted(small_run.glob("predictions/*.parquet"))
     with pytest.raises(PipelineError, match="each expected exactly once"):
-        certify_all(prediction_chunks(preds + preds[:1], 50, 6, 10, False), np.zeros(50, np.int64), ["dpa"], 10)
+        certify_all(prediction_chunks(preds + preds[:1], 50, 6, 10), np.zeros(50, np.int64), ["dpa"], 10)
 
 
 def test_training_data_changed_behind_the_shard_file(small_run, mnist_prepared, tmp_path):
@@ -84,7 +98,7 @@ def test_test_set_of_another_shape(small_run, tmp_path):
     save_split(tmp_path / "test.npz", images, np.zeros(5, np.int64), [str(c) for c in range(10)], "other")
     with pytest.raises(PipelineError, match=r"test images \[32, 32, 3\] with 10 classes do not match"):
         predict_shard(small_run / "models/shard_0.pt", small_run / "partition/shard_0.json", tmp_path / "test.npz",
-                      "hog_nn", {}, None, False, "cpu", 1, tmp_path / "p.parquet")
+                      "hog_nn", {}, None, "cpu", 1, tmp_path / "p.parquet")
     assert not (tmp_path / "p.parquet").exists()
 
 
@@ -103,7 +117,7 @@ def test_nan_scores_are_an_error(small_run, mnist_prepared, tmp_path, monkeypatc
     torch.save({**ckpt, "content_sha256": content_digest(ckpt)}, tmp_path / "nan.pt")
     with pytest.raises(PipelineError, match="NaN or all -inf scores"):
         predict_shard(tmp_path / "nan.pt", small_run / "partition/shard_0.json", mnist_prepared / "test.npz",
-                      "nan_learner", {}, 20, False, "cpu", 1, tmp_path / "p.parquet")
+                      "nan_learner", {}, 20, "cpu", 1, tmp_path / "p.parquet")
     assert not (tmp_path / "p.parquet").exists()
 
 

@@ -76,7 +76,7 @@ def test_certify_with_labels_gives_the_runs_certificates(ensembles, project, tes
 
 @pytest.mark.parametrize("name", list(COLUMNS))
 def test_without_labels_a_radius_is_the_certificate_of_the_prediction(ensembles, project, test_set, name):
-    from pipeline.certify import METHODS
+    from pipeline.certify import METHODS, run_off_data
 
     images, labels = test_set
     table = certificates(project, name)
@@ -92,7 +92,8 @@ def test_without_labels_a_radius_is_the_certificate_of_the_prediction(ensembles,
         # a wrong prediction's radius: the certificate with the prediction as the label, recomputed here
         votes, logits = ensemble.scores(images[:len(table)][~correct])
         if len(votes):
-            _, radius = METHODS[method]["certify"](votes, logits, ours[prediction].to_numpy()[~correct],
+            beats = run_off_data([method], votes, logits, len(ensemble.class_names))
+            _, radius = METHODS[method]["certify"](votes, beats, ours[prediction].to_numpy()[~correct],
                                                    len(ensemble.class_names), ensemble.feed)
             assert (ours[f"radius_{method}"].to_numpy()[~correct] == radius).all()
 
@@ -480,7 +481,7 @@ def test_inputs_are_converted_as_preparation_converts_them(tmp_path):
 
 
 def test_every_certificate_predicts_the_same_whatever_the_labels():
-    from pipeline.certify import METHODS
+    from pipeline.certify import METHODS, run_off_data
     from pipeline.certify.buckets import bucket_feeds
 
     rng = np.random.default_rng(1)
@@ -488,7 +489,8 @@ def test_every_certificate_predicts_the_same_whatever_the_labels():
     logits = rng.integers(0, 3, (n, m, c)).astype(np.float32)  # many ties
     votes = logits.argmax(axis=2).astype(np.int16)
     feed = bucket_feeds(np.array([[i, (i + 5) % m] for i in range(m)], dtype=np.int64))
+    beats = run_off_data(list(METHODS), votes, logits, c)
     for name, method in METHODS.items():
-        first, _ = method["certify"](votes, logits, np.zeros(n, np.int64), c, feed)
-        other, _ = method["certify"](votes, logits, rng.integers(0, c, n), c, feed)
+        first, _ = method["certify"](votes, beats, np.zeros(n, np.int64), c, feed)
+        other, _ = method["certify"](votes, beats, rng.integers(0, c, n), c, feed)
         assert (first == other).all(), name

@@ -117,19 +117,22 @@ def layout_of(shards: list[dict]):
 def bucket_group_samples(images, labels, group: dict, group_path):
     """The group's samples (bucket by bucket, content order): images, labels and bucket ids int64[n], each
     bucket checked against the digest the partition recorded."""
-    rows, bucket_of = [], []
+    xs, rows, bucket_of = [], [], []
     for b in group["buckets"]:
         ids = np.asarray(b["sample_ids"], dtype=np.int64)
         if ids.size and (ids.min() < 0 or ids.max() >= len(labels)):
             raise PipelineError(f"{group_path}: bucket {b['bucket']} names samples outside the training set; "
                                 "re-run the partition step (snakemake --forcerun partition_<run>)")
-        if subset_digest(sample_digests(images[ids], labels[ids])) != b["subset_sha256"]:
+        x = images[ids]  # read once (images may be a StoredImages: rows read from the prepared file)
+        if subset_digest(sample_digests(x, labels[ids])) != b["subset_sha256"]:
             raise PipelineError(f"{group_path}: bucket {b['bucket']}'s samples differ from the prepared data; "
                                 "re-run the partition step (snakemake --forcerun partition_<run>)")
+        xs.append(x)
         rows.append(ids)
         bucket_of.append(np.full(len(ids), b["bucket"], dtype=np.int64))
-    rows = np.concatenate(rows) if rows else np.zeros(0, np.int64)
-    return images[rows], labels[rows], np.concatenate(bucket_of) if bucket_of else rows
+    if not rows:
+        return np.zeros((0, *images.shape[1:]), np.uint8), labels[:0], np.zeros(0, np.int64)
+    return np.concatenate(xs), labels[np.concatenate(rows)], np.concatenate(bucket_of)
 
 
 def check_bucket_unions(groups: list[dict], models: list[dict], model_buckets: np.ndarray) -> None:

@@ -9,7 +9,7 @@ class cannot be turned by B poisons, which bounds the success rate (``certified_
 
 import numpy as np
 
-from ..certify import METHODS
+from ..certify import METHODS, run_off_data
 from . import soundness
 from .crafting import stamp
 from .ensemble import (
@@ -49,8 +49,9 @@ def prediction_radii(ens: dict, minima: np.ndarray, preds: dict) -> dict:
     for start in range(0, len(minima), CERTIFY_CHUNK):
         rows = slice(start, start + CERTIFY_CHUNK)
         _, votes, scores = predict(minima[rows], ens)
+        beats = run_off_data(ens["methods"], votes, scores, ens["n_classes"])
         for m in ens["methods"]:
-            prediction, radius = METHODS[m]["certify"](votes, scores, preds[m][rows], ens["n_classes"], ens["feed"])
+            prediction, radius = METHODS[m]["certify"](votes, beats, preds[m][rows], ens["n_classes"], ens["feed"])
             out[m][rows] = radius
     return out
 

@@ -11,7 +11,7 @@ distance from each input to each bucket's samples of each class (pipeline/neares
 
 import numpy as np
 
-from ..certify.roe import run_off
+from ..certify.roe import run_off_winner
 from ..certify.votes import plurality, vote_counts, votes_from_logits
 from ..nearest import bucket_minima, model_scores
 
@@ -25,7 +25,7 @@ def predict(minima: np.ndarray, ens: dict):
                           ens["offsets"])
     votes = votes_from_logits(scores)
     counts = vote_counts(votes, ens["n_classes"])
-    out = {m: (run_off(counts, scores)[0] if m.endswith("_roe") else plurality(counts)) for m in ens["methods"]}
+    out = {m: (run_off_winner(counts, scores) if m.endswith("_roe") else plurality(counts)) for m in ens["methods"]}
     return out, votes, scores
 
 

@@ -1,23 +1,24 @@
 """Certificates, one module per method (docs/design.md#certificates); all vectorised over test samples.
 
-The registry: every certificate's name, display label, whether it needs every model's scores (logits)
-and the function computing (prediction int64[n], radius int64[n]) from votes int16[n, n_models], logits
-float32[n, n_models, C] or None, labels int64[n], the number of classes and, for FA, the bucket feed.
+The registry: every certificate's name, display label, whether it needs Run-Off Election's run-off data
+(which classes each finalist beats in every model: certify/roe.py ``beats``) and the function computing
+(prediction int64[n], radius int64[n]) from votes int16[n, n_models], beats bool[n, n_models, 2, C] or None,
+labels int64[n], the number of classes and, for FA, the bucket feed.
 """
 
 from . import dpa, fa, roe
 
 METHODS = {
-    "dpa": {"label": "DPA", "needs_logits": False,
-            "certify": lambda votes, logits, labels, n_classes, feed: dpa.certify(votes, labels, n_classes)},
-    "fa": {"label": "FA", "needs_logits": False,
-           "certify": lambda votes, logits, labels, n_classes, feed: fa.certify(votes, labels, n_classes, feed)},
-    "dpa_roe": {"label": "DPA+ROE", "needs_logits": True,
-                "certify": lambda votes, logits, labels, n_classes, feed: roe.certify_dpa(votes, logits, labels,
-                                                                                          n_classes)},
-    "fa_roe": {"label": "FA+ROE", "needs_logits": True,
-               "certify": lambda votes, logits, labels, n_classes, feed: roe.certify_fa(votes, logits, labels,
-                                                                                        n_classes, feed)},
+    "dpa": {"label": "DPA", "run_off": False,
+            "certify": lambda votes, beats, labels, n_classes, feed: dpa.certify(votes, labels, n_classes)},
+    "fa": {"label": "FA", "run_off": False,
+           "certify": lambda votes, beats, labels, n_classes, feed: fa.certify(votes, labels, n_classes, feed)},
+    "dpa_roe": {"label": "DPA+ROE", "run_off": True,
+                "certify": lambda votes, beats, labels, n_classes, feed: roe.certify_dpa(votes, beats, labels,
+                                                                                         n_classes)},
+    "fa_roe": {"label": "FA+ROE", "run_off": True,
+               "certify": lambda votes, beats, labels, n_classes, feed: roe.certify_fa(votes, beats, labels,
+                                                                                       n_classes, feed)},
 }
 
 
@@ -26,9 +27,15 @@ def method_names(method: str, run_off: bool) -> list[str]:
     return [method] + ([f"{method}_roe"] if run_off else [])
 
 
-def needs_logits(methods) -> bool:
-    """Whether any of ``methods`` needs every model's scores (the predict stage then stores them)."""
-    return any(METHODS[m]["needs_logits"] for m in methods)
+def needs_run_off(methods) -> bool:
+    """Whether any of ``methods`` needs the finalists' beats (the predict stage then adds its run-off pass)."""
+    return any(METHODS[m]["run_off"] for m in methods)
+
+
+def run_off_data(methods, votes, scores, n_classes: int):
+    """The finalists' beats from every model's votes int[n, m] and scores float[n, m, C] when one of ``methods``
+    needs them, else None."""
+    return roe.beats_from_logits(votes, scores, n_classes) if needs_run_off(methods) else None
 
 
 def needs_feed(methods) -> bool:

@@ -7,6 +7,11 @@ radius = min(CertR1, CertR2) - 1 where p is the label, else -1. CertR1 is the fe
 push p out of the final (two classes overtake it); CertR2 the fewest that let some c reach the
 final against p and beat it there.
 
+What the certificates need of the models' scores is only, per model, which classes each finalist
+strictly beats: ``beats`` bool[n, m, 2, C], beats[t, i, j, c] = z_i[finalist j] > z_i[c] (finalist 0 = m1,
+1 = m2, from the votes). The functions here take that, not the scores (beats_from_logits makes it from
+scores; the predict stage's run-off pass stores it packed, 2C bits per model and test sample).
+
 One clarification: with tied logits E is not antisymmetric (E(a, c) + E(c, a) = -2 * #ties), and
 the formula can give -1 for a correct prediction. No poison is needed to keep a prediction
 unchanged, so a correct prediction is always certified at radius >= 0; the radius is clipped there.
@@ -29,19 +34,37 @@ def finalists(counts: np.ndarray):
     return m1, np.argmax(masked, axis=1)
 
 
-def prefer_counts(logits: np.ndarray, a: np.ndarray) -> np.ndarray:
-    """#{i : z_i[a] > z_i[c]} for every class c: logits float[n, m, C], a int[n] -> int64[n, C]."""
-    za = np.take_along_axis(logits, a[:, None, None], axis=2)  # [n, m, 1]
-    return (za > logits).sum(axis=1)
+def finalist_beats(logits: np.ndarray, m1: np.ndarray, m2: np.ndarray) -> np.ndarray:
+    """Which classes each finalist strictly beats in every model: logits float[n, m, C], finalists int[n] ->
+    bool[n, m, 2, C] (beats[t, i, j, c] = z_i[finalist j] > z_i[c])."""
+    idx = np.stack([m1, m2], axis=1)[:, None, :, None]  # [n, 1, 2, 1]
+    z = logits[:, :, None, :]  # [n, m, 1, C]
+    return np.take_along_axis(z, np.broadcast_to(idx, (*logits.shape[:2], 2, 1)), axis=3) > z
 
 
-def run_off(counts: np.ndarray, logits: np.ndarray):
-    """ROE prediction p and the other finalist s: int64[n] each."""
+def beats_from_logits(votes: np.ndarray, logits: np.ndarray, n_classes: int) -> np.ndarray:
+    """``beats`` (see the module docstring) of models with votes int[n, m] and scores float[n, m, C]."""
+    return finalist_beats(logits, *finalists(vote_counts(votes, n_classes)))
+
+
+def run_off(counts: np.ndarray, beats: np.ndarray):
+    """ROE prediction p, the other finalist s (int64[n] each) and which finalist p is (0: m1, 1: m2)."""
     m1, m2 = finalists(counts)
-    n_models = logits.shape[1]
-    e12 = 2 * np.take_along_axis(prefer_counts(logits, m1), m2[:, None], axis=1)[:, 0] - n_models
+    rows = np.arange(len(m1))
+    e12 = 2 * beats[rows, :, 0, m2].sum(axis=1) - beats.shape[1]
     p = np.where(e12 > 0, m1, np.where(e12 < 0, m2, np.minimum(m1, m2)))
-    return p, np.where(p == m1, m2, m1)
+    first = p == m1
+    return p, np.where(first, m2, m1), np.where(first, 0, 1)
+
+
+def run_off_winner(counts: np.ndarray, logits: np.ndarray) -> np.ndarray:
+    """ROE prediction int64[n] from vote counts int[n, C] and every model's scores float[n, m, C]."""
+    return run_off(counts, finalist_beats(logits, *finalists(counts)))[0]
+
+
+def winner_beats(beats: np.ndarray, which: np.ndarray) -> np.ndarray:
+    """bool[n, m, C]: whether the run-off winner (finalist ``which``) beats each class in each model."""
+    return beats[np.arange(len(which)), :, which, :]
 
 
 def vote_gap(counts: np.ndarray, a: np.ndarray) -> np.ndarray:
@@ -55,29 +78,29 @@ def _ceil_half(x):
     return -(-x // 2)
 
 
-def dpa_roe_radius(counts: np.ndarray, logits: np.ndarray):
-    """DPA+ROE: (prediction p, radius before the label check) int64[n]."""
+def dpa_roe_radius(counts: np.ndarray, beats: np.ndarray):
+    """DPA+ROE: (prediction p, radius before the label check) int64[n]; O(m C) per test sample."""
     n, n_classes = counts.shape
-    n_models = logits.shape[1]
+    n_models = beats.shape[1]
     rows = np.arange(n)
-    p, s = run_off(counts, logits)
+    p, s, which = run_off(counts, beats)
     g_p = np.maximum(vote_gap(counts, p), 0)
     g_p[rows, p] = BIG
-    two = np.sort(g_p, axis=1)[:, :2] if n_classes > 2 else np.full((n, 2), BIG)
+    two = np.sort(np.partition(g_p, 1, axis=1)[:, :2], axis=1) if n_classes > 2 else np.full((n, 2), BIG)
     g1, g2 = two[:, 0], two[:, 1]
     cert1 = np.maximum(np.maximum(-(-(g1 + g2) // 3), _ceil_half(g1)), _ceil_half(g2))
     g_s = np.maximum(vote_gap(counts, s), 0)
     c = np.arange(n_classes)
-    margin = np.maximum(2 * prefer_counts(logits, p) - n_models + (c[None, :] > p[:, None]), 0)
+    margin = np.maximum(2 * winner_beats(beats, which).sum(axis=1) - n_models + (c[None, :] > p[:, None]), 0)
     cost = np.maximum(_ceil_half(g_s), _ceil_half(margin))
     cost[rows, p] = BIG
     cert2 = cost.min(axis=1)
     return p, np.minimum(np.minimum(cert1, cert2) - 1, n_models)
 
 
-def certify_dpa(votes: np.ndarray, logits: np.ndarray, labels: np.ndarray, n_classes: int):
-    """DPA+ROE radii: votes int[n, m], logits float[n, m, C] -> (prediction, radius), -1 where wrong."""
-    p, radius = dpa_roe_radius(vote_counts(votes, n_classes), logits)
+def certify_dpa(votes: np.ndarray, beats: np.ndarray, labels: np.ndarray, n_classes: int):
+    """DPA+ROE radii: votes int[n, m], beats bool[n, m, 2, C] -> (prediction, radius), -1 where wrong."""
+    p, radius = dpa_roe_radius(vote_counts(votes, n_classes), beats)
     return p, np.where(p == labels, np.maximum(radius, 0), -1)
 
 
@@ -91,13 +114,33 @@ def _costs(reduction: np.ndarray, n_values: int, gap: np.ndarray) -> np.ndarray:
     return fewest_buckets(hist, gap.reshape(-1)).reshape(b, x)
 
 
-def fa_roe_radius(votes: np.ndarray, logits: np.ndarray, feed: np.ndarray, n_classes: int):
-    """FA+ROE: (prediction p, radius before the label check) int64[n]."""
+def candidate_pairs(candidates: np.ndarray):
+    """Every pair c1 < c2 of candidate classes of every row: candidates bool[b, C] -> (row, c1, c2) int64[P].
+
+    O(sum of K_r^2) for K_r candidates in row r, not O(b C^2)."""
+    sizes = candidates.sum(axis=1)
+    out = []
+    for size in np.unique(sizes[sizes >= 2]):
+        rows = np.flatnonzero(sizes == size)
+        classes = np.nonzero(candidates[rows])[1].reshape(len(rows), size)  # row-major: each row's classes, sorted
+        i, j = np.triu_indices(size, 1)
+        out.append((np.repeat(rows, len(i)), classes[:, i].reshape(-1), classes[:, j].reshape(-1)))
+    if not out:
+        return (np.zeros(0, np.int64),) * 3
+    return tuple(np.concatenate(parts) for parts in zip(*out))
+
+
+def fa_roe_radius(votes: np.ndarray, beats: np.ndarray, feed: np.ndarray, n_classes: int, all_pairs: bool = False):
+    """FA+ROE: (prediction p, radius before the label check) int64[n].
+
+    Round 1's pairs of classes are tried only among the classes that could lower the radius: a pair costs at
+    least either class's own cost, so only classes cheaper than CertR2 can form a pair that matters.
+    ``all_pairs``: try every pair instead (the O(C^2) loop, for tests: it gives the same radii).
+    """
     n, n_models = votes.shape
     n_buckets, d = feed.shape
     counts = vote_counts(votes, n_classes)
-    p_all, s_all = run_off(counts, logits)
-    pairs = np.array([(a, b) for a in range(n_classes) for b in range(a + 1, n_classes)], dtype=np.int64)
+    p_all, s_all, which_all = run_off(counts, beats)
     offsets = circulant_offsets(feed)
     c = np.arange(n_classes)
 
@@ -110,8 +153,7 @@ def fa_roe_radius(votes: np.ndarray, logits: np.ndarray, feed: np.ndarray, n_cla
         cost_p = _costs(d + at(p) - per_bucket, 2 * d + 1, np.maximum(h_p, 0))
         cost_s = _costs(d + at(s) - per_bucket, 2 * d + 1, np.maximum(h_s, 0))
         # Round 2: some c != p reaches the final (overtakes s) and beats p there.
-        z = logits[sl]
-        prefers_p = np.take_along_axis(z, p[:, None, None], axis=2) > z  # [b, m, C]
+        prefers_p = winner_beats(beats[sl], which_all[sl])  # [b, m, C]
         prefer = bucket_flag_counts(prefers_p, feed, offsets).astype(np.int16)  # [b, C, K]
         margin = 2 * prefers_p.sum(axis=1) - n_models + (c[None, :] > p[:, None])
         cost2 = np.maximum(cost_s, _costs(2 * prefer, 2 * d + 1, np.maximum(margin, 0)))
@@ -120,18 +162,18 @@ def fa_roe_radius(votes: np.ndarray, logits: np.ndarray, feed: np.ndarray, n_cla
         # Round 1: two classes c1 < c2 (neither p) both overtake p; the joint gap is the unclipped sum.
         # A pair costs at least max(single costs, joint gap / 3d); pairs whose bound is not below
         # CertR2 cannot lower min(CertR1, CertR2), so only the others get their joint histogram.
+        candidates = np.ones_like(cost_p, dtype=bool) if all_pairs else cost_p < cert2[:, None]
+        candidates[rows, p] = False
+        row, c1, c2 = candidate_pairs(candidates)
+        joint_gap = np.maximum(h_p[row, c1] + h_p[row, c2], 0)
+        bound = np.maximum(np.maximum(cost_p[row, c1], cost_p[row, c2]), -(-joint_gap // (3 * d)))
+        keep = bound < cert2[row]
+        row, c1, c2, joint_gap, bound = row[keep], c1[keep], c2[keep], joint_gap[keep], bound[keep]
         cert1 = np.full(len(p), BIG)
-        if len(pairs):
-            c1, c2 = pairs[:, 0], pairs[:, 1]
-            joint_gap = np.maximum(h_p[:, c1] + h_p[:, c2], 0)  # [b, P]
-            bound = np.maximum(np.maximum(cost_p[:, c1], cost_p[:, c2]), -(-joint_gap // (3 * d)))
-            bound[(c1[None, :] == p[:, None]) | (c2[None, :] == p[:, None])] = BIG
-            row, pair = np.nonzero(bound < cert2[:, None])
-            if len(row):
-                joint = (d + 2 * per_bucket[row, p[row]] - per_bucket[row, c1[pair]]
-                         - per_bucket[row, c2[pair]])  # [selected, K] in 0..3d
-                cost_joint = fewest_buckets(histogram(joint, 3 * d + 1), joint_gap[row, pair])
-                np.minimum.at(cert1, row, np.maximum(bound[row, pair], cost_joint))
+        if len(row):
+            joint = (d + 2 * per_bucket[row, p[row]] - per_bucket[row, c1] - per_bucket[row, c2])  # [selected, K]
+            cost_joint = fewest_buckets(histogram(joint, 3 * d + 1), joint_gap)
+            np.minimum.at(cert1, row, np.maximum(bound, cost_joint))
         return np.minimum(np.minimum(cert1, cert2) - 1, n_buckets)
 
     step = max(1, CHUNK_ELEMENTS // (n_buckets * n_classes))
@@ -139,7 +181,7 @@ def fa_roe_radius(votes: np.ndarray, logits: np.ndarray, feed: np.ndarray, n_cla
     return p_all, radius
 
 
-def certify_fa(votes, logits, labels, n_classes, feed):
-    """FA+ROE radii: (prediction, radius), -1 where wrong."""
-    p, radius = fa_roe_radius(votes, logits, feed, n_classes)
+def certify_fa(votes, beats, labels, n_classes, feed):
+    """FA+ROE radii: (prediction, radius), -1 where wrong (beats: see the module docstring)."""
+    p, radius = fa_roe_radius(votes, beats, feed, n_classes)
     return p, np.where(p == labels, np.maximum(radius, 0), -1)

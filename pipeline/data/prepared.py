@@ -142,13 +142,13 @@ def prepare(dataset: str, raw_dir, out_dir, sources, log=print, spec=None) -> st
     for split in SPLITS:
         _check_split(arrays, split, len(class_names), origin)
     out_dir.mkdir(parents=True, exist_ok=True)  # the folder named by --out-dir
-    for split in SPLITS:
-        save_split(out_dir / f"{split}.npz", arrays[f"{split}_images"], arrays[f"{split}_labels"],
-                   class_names, dataset, arrays.get(f"{split}_originals"))
+    digests = {split: save_split(out_dir / f"{split}.npz", arrays[f"{split}_images"], arrays[f"{split}_labels"],
+                                 class_names, dataset, arrays.get(f"{split}_originals"))
+               for split in SPLITS}  # images given as ImageChunks are read from their source while written
     if module is not None and module.DIGESTS:
         _keep_verified(out_dir, module, log)
     log(f"{dataset}: wrote {out_dir}/train.npz and test.npz ({verified})")
     for split in SPLITS:
-        log(f"{dataset} {split}: {arrays[f'{split}_images'].shape} images SHA-256 "
-            f"{array_digest(arrays[f'{split}_images'])}, labels SHA-256 {array_digest(arrays[f'{split}_labels'])}")
+        log(f"{dataset} {split}: {tuple(arrays[f'{split}_images'].shape)} images SHA-256 "
+            f"{digests[split]['images_sha256']}, labels SHA-256 {digests[split]['labels_sha256']}")
     return arrays["source"]

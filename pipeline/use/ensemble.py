@@ -26,7 +26,7 @@ from ..artifacts.certificates import read_certificates
 from ..artifacts.checkpoints import checkpoint_scores, load_checkpoint_bytes
 from ..artifacts.partition_files import bucket_group_samples, check_bucket_unions, read_layout_contents
 from ..artifacts.splits import split_summary
-from ..certify import METHODS, label_of
+from ..certify import METHODS, label_of, run_off_data
 from ..certify.buckets import bucket_feeds, circulant_offsets
 from ..certify.votes import vote_counts, votes_from_logits
 from ..edits import training_pool
@@ -167,12 +167,13 @@ def certify_scores(votes, logits, methods, n_classes: int, feed=None, labels=Non
     prediction (the certificate with the prediction as the label); with labels, the certificate as certify
     computes it. A method's prediction does not depend on the labels."""
     out = {}
+    beats = run_off_data(methods, votes, logits, n_classes)
     for method in methods:
         certify = METHODS[method]["certify"]
         y = labels
         if y is None:
-            y, _ = certify(votes, logits, np.zeros(len(votes), np.int64), n_classes, feed)
-        out[method] = certify(votes, logits, np.asarray(y, np.int64), n_classes, feed)
+            y, _ = certify(votes, beats, np.zeros(len(votes), np.int64), n_classes, feed)
+        out[method] = certify(votes, beats, np.asarray(y, np.int64), n_classes, feed)
     return out
 
 
