@@ -228,10 +228,11 @@ def test_layout_errors_and_circulant_detection():
         bucket_feeds(broken)
 
 
-@pytest.mark.parametrize("n_classes, k, d", [(40, 12, 2), (80, 8, 3), (12, 30, 1)])
-def test_fa_roe_tries_pairs_only_among_cheap_classes_with_the_radii_of_every_pair(n_classes, k, d):
-    """Round 1's pairs among the classes cheaper than CertR2 give the radii of the loop over all C(C-1)/2 pairs,
-    and of the reference loops; far fewer pairs are tried."""
+@pytest.mark.parametrize("n_classes, k, d, block", [(40, 12, 2, 64), (80, 8, 3, 64), (12, 30, 1, 64), (40, 12, 2, 3)])
+def test_fa_roe_searching_pairs_cheapest_first_gives_the_radii_of_every_pair(n_classes, k, d, block, monkeypatch):
+    """Round 1's pairs searched cheapest first, stopping once no pair can do better, give the radii of trying all
+    C(C-1)/2 pairs, and of the reference loops."""
+    monkeypatch.setattr(roe, "PAIR_BLOCK", block)  # classes tried at once; 3: many blocks, runs across them
     rng = np.random.default_rng(n_classes + k)
     feed = bucket_feeds(model_buckets("fa", k, d))
     for p_label in (0.3, 0.6, 0.9):
@@ -243,7 +244,8 @@ def test_fa_roe_tries_pairs_only_among_cheap_classes_with_the_radii_of_every_pai
         every = roe.fa_roe_radius(votes, b, feed, n_classes, all_pairs=True)
         assert np.array_equal(fast[0], every[0]) and np.array_equal(fast[1], every[1])
         got = roe.certify_fa(votes, b, labels, n_classes, feed)
-        expect = [ref.fa_roe(v, zz, y, n_classes, feed.tolist()) for v, zz, y in zip(votes.tolist(), z.tolist(), labels)]
+        expect = [ref.fa_roe(v, zz, y, n_classes, feed.tolist())
+                  for v, zz, y in zip(votes.tolist(), z.tolist(), labels)]
         assert got[1].tolist() == [e[1] for e in expect]
 
 

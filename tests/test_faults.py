@@ -38,8 +38,8 @@ def results(project, only=None) -> dict:
         return {name: out[name] for name in only}
     out.update(file_bytes(project, "work/tiny/models/*.pt"))
     out.update(file_bytes(project, "work/tiny/distances/*.npz"))
-    for path in sorted([*project.glob("work/tiny/predictions/*.parquet"), *project.glob("work/tiny/distances/*.parquet"),
-                        *project.glob("work/tiny/runoff/*.parquet")]):
+    for path in sorted(p for folder in ("predictions", "distances", "runoff")
+                       for p in project.glob(f"work/tiny/{folder}/*.parquet")):
         out[f"{path.parent.name}/{path.name}"] = pq.read_table(path)
     return out
 

@@ -161,6 +161,29 @@ def test_certify_refuses_run_off_election_without_matching_run_off_files(small_r
     certify(small_run, mnist_prepared, out, predictions=predictions, methods=["dpa"])  # plain DPA needs no run-off
 
 
+def test_runoff_refuses_predictions_that_are_not_its_checkpoints(small_run, mnist_prepared, tmp_path):
+    """The run-off bits must belong to the votes certify reads: predictions of another checkpoint, or whose votes
+    the checkpoint's scores do not give, are refused (nothing written)."""
+    from pipeline.stages.predict import runoff_shard
+
+    predictions = sorted(small_run.glob("predictions/*.parquet"))
+
+    def runoff(own):
+        runoff_shard(small_run / "models/shard_0.pt", small_run / "partition/shard_0.json", mnist_prepared / "test.npz",
+                     predictions, own, "hog_nn", {}, 6, 50, "cpu", 1, tmp_path / "r.parquet")
+
+    with pytest.raises(PipelineError, match="shard_1.parquet: predicted from another checkpoint"):
+        runoff(predictions[1])
+    table = pq.read_table(predictions[0])
+    votes = table["vote"].to_numpy().copy()
+    votes[7] = (votes[7] + 1) % 10
+    pq.write_table(table.set_column(table.schema.get_field_index("vote"), "vote", pa.array(votes)),
+                   tmp_path / "tampered.parquet")
+    with pytest.raises(PipelineError, match="tampered.parquet: its votes differ from the scores"):
+        runoff(tmp_path / "tampered.parquet")
+    assert not (tmp_path / "r.parquet").exists()
+
+
 def test_predictions_without_a_record_are_refused(small_run, mnist_prepared, tmp_path):
     table = pq.read_table(small_run / "predictions/shard_0.parquet")
     pq.write_table(table.replace_schema_metadata(None), tmp_path / "shard_0.parquet")

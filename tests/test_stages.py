@@ -31,8 +31,9 @@ def test_predictions_and_run_off_tables(small_run, mnist_prepared):
     table = pq.read_table(small_run / "predictions/shard_1.parquet").to_pandas()
     assert len(table) == 3 * 50 and sorted(table.model_id.unique()) == [3, 4, 5] and "logits" not in table
     images, _, _ = load_split(mnist_prepared / "test.npz")
-    scores = np.concatenate([checkpoint_scores(learners.get("hog_nn"), load_checkpoint(small_run / f"models/shard_{s}.pt")[0],
-                                               images[:50], "cpu") for s in range(2)])  # [6, 50, 10]
+    checkpoints = [load_checkpoint(small_run / f"models/shard_{s}.pt")[0] for s in range(2)]
+    scores = np.concatenate([checkpoint_scores(learners.get("hog_nn"), c, images[:50], "cpu")
+                             for c in checkpoints])  # [6, 50, 10]
     votes = np.argmax(scores, axis=2).T
     assert (table.vote.to_numpy().reshape(50, 3) == votes[:, 3:]).all()
     runoff = pq.read_table(small_run / "runoff/shard_1.parquet")
@@ -45,7 +46,8 @@ def test_certify_outputs(small_run, mnist_prepared, tmp_path):
     metrics = certify_run("small", "mnist", sorted(small_run.glob("predictions/*.parquet")),
                           sorted(small_run.glob("partition/shard_*.json")), mnist_prepared / "test.npz", 50,
                           [0, 1, 2], ["dpa", "dpa_roe"], "hog_nn", {}, tmp_path / "c.parquet", tmp_path / "m.json",
-                          tmp_path / "c.csv", tmp_path / "c.png", runoff_paths=sorted(small_run.glob("runoff/*.parquet")))
+                          tmp_path / "c.csv", tmp_path / "c.png",
+                          runoff_paths=sorted(small_run.glob("runoff/*.parquet")))
     cert = pq.read_table(tmp_path / "c.parquet").to_pandas()
     assert list(cert.columns) == ["test_id", "label", "prediction", "radius_dpa", "prediction_roe",
                                   "radius_dpa_roe"] and len(cert) == 50

@@ -44,7 +44,7 @@ def pack_beats(beats: np.ndarray) -> np.ndarray:
 def unpack_beats(packed: np.ndarray, n_classes: int) -> np.ndarray:
     """uint8[..., 2 * ceil(C / 8)] -> bool[..., 2, C]."""
     halves = packed.reshape(*packed.shape[:-1], 2, -1)
-    return np.unpackbits(halves, axis=-1, count=n_classes).astype(bool)
+    return np.unpackbits(halves, axis=-1, count=n_classes).view(bool)  # 0 or 1: a view, not a copy
 
 
 def runoff_table(model_ids, beats: np.ndarray, first_test: int = 0):

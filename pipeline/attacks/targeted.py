@@ -97,7 +97,8 @@ def plan(ens: dict, clean_row: np.ndarray, image: np.ndarray, test_input, max_bu
         votes[models] = votes_from_logits(fresh)
         counts = np.bincount(votes, minlength=ens["n_classes"])[None]
         for m in ens["methods"]:
-            steps[m].append(int(run_off_winner(counts, scores[None])[0] if m.endswith("_roe") else plurality(counts)[0]))
+            winner = run_off_winner(counts, scores[None]) if m.endswith("_roe") else plurality(counts)
+            steps[m].append(int(winner[0]))
         steps["baseline"].append(int(np.argmax(learner.scores_from_min_sq(base_min, scale))))
     shape = image.shape
     return {"images": np.asarray(images, np.uint8).reshape(len(images), *shape), "buckets": np.asarray(buckets, np.int64),

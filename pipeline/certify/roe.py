@@ -105,6 +105,7 @@ def certify_dpa(votes: np.ndarray, beats: np.ndarray, labels: np.ndarray, n_clas
 
 
 CHUNK_ELEMENTS = 2_000_000  # (sample, class or pair, bucket) cells per chunk
+PAIR_BLOCK = 64  # FA+ROE round 1: costlier classes of the pairs tried at once
 
 
 def _costs(reduction: np.ndarray, n_values: int, gap: np.ndarray) -> np.ndarray:
@@ -117,7 +118,7 @@ def _costs(reduction: np.ndarray, n_values: int, gap: np.ndarray) -> np.ndarray:
 def candidate_pairs(candidates: np.ndarray):
     """Every pair c1 < c2 of candidate classes of every row: candidates bool[b, C] -> (row, c1, c2) int64[P].
 
-    O(sum of K_r^2) for K_r candidates in row r, not O(b C^2)."""
+    O(sum of K_r^2) for K_r candidates in row r."""
     sizes = candidates.sum(axis=1)
     out = []
     for size in np.unique(sizes[sizes >= 2]):
@@ -130,12 +131,88 @@ def candidate_pairs(candidates: np.ndarray):
     return tuple(np.concatenate(parts) for parts in zip(*out))
 
 
+def _joint_costs(per_bucket, p, d: int, row, c1, c2, joint_gap) -> np.ndarray:
+    """Fewest buckets for both c1 and c2 to overtake p (row's), per pair: int64[P]; in batches of bounded memory."""
+    n_buckets = per_bucket.shape[2]
+    out = np.empty(len(row), np.int64)
+    step = max(1, CHUNK_ELEMENTS // max(1, n_buckets))
+    for start in range(0, len(row), step):
+        sl = slice(start, start + step)
+        r = row[sl]
+        joint = d + 2 * per_bucket[r, p[r]] - per_bucket[r, c1[sl]] - per_bucket[r, c2[sl]]  # [pairs, K] in 0..3d
+        out[sl] = fewest_buckets(histogram(joint, 3 * d + 1), joint_gap[sl])
+    return out
+
+
+def _round1_every_pair(cost_p, h_p, per_bucket, p, d, best):
+    """min(best, CertR1) per row, trying every pair c1 < c2 (neither p) whose lower bound is below ``best``."""
+    candidates = np.ones_like(cost_p, dtype=bool)
+    candidates[np.arange(len(p)), p] = False
+    row, c1, c2 = candidate_pairs(candidates)
+    joint_gap = np.maximum(h_p[row, c1] + h_p[row, c2], 0)
+    bound = np.maximum(np.maximum(cost_p[row, c1], cost_p[row, c2]), -(-joint_gap // (3 * d)))
+    keep = bound < best[row]
+    row, c1, c2, joint_gap, bound = row[keep], c1[keep], c2[keep], joint_gap[keep], bound[keep]
+    best = best.copy()
+    np.minimum.at(best, row, np.maximum(bound, _joint_costs(per_bucket, p, d, row, c1, c2, joint_gap)))
+    return best
+
+
+def _round1_cheapest_first(cost_p, h_p, per_bucket, p, d, best):
+    """min(best, CertR1) per row, trying pairs in order of their costlier class's own cost.
+
+    - A pair costs at least the own cost of each of its classes. With the classes sorted by own cost, every pair
+      whose costlier class is the j-th cheapest costs at least that class's cost: once that reaches the best value
+      found, no later pair can do better and the row's search stops.
+    - A pair's joint cost is at least the fewest buckets whose largest possible reductions, d + 2 n_b(p) (the
+      classes' own votes taken as 0), close its joint gap: pairs whose bound is not below the best value are not
+      evaluated.
+    - Two classes with the same vote gap to p and the same votes in every bucket are interchangeable: a pair
+      with either costs the same. Such classes sort next to each other (same cost, same hash); of a run of them
+      only the first pairs with the others, and the first two with each other.
+    """
+    b, n_classes = cost_p.shape
+    rows = np.arange(b)
+    own = cost_p.copy()
+    own[rows, p] = BIG  # p sorts last and is never part of a pair
+    weights = np.random.default_rng(0).integers(1, 2**62, per_bucket.shape[2] + 1)  # fixed: only groups classes
+    key = (per_bucket.astype(np.int64) @ weights[1:]) + h_p.astype(np.int64) * weights[0]  # wraps: a hash
+    order = np.lexsort((key, own), axis=1)
+    sorted_cost = np.take_along_axis(own, order, axis=1)
+    sorted_bucket = per_bucket[rows[:, None], order]  # [b, C, K]
+    sorted_h = np.take_along_axis(h_p, order, axis=1)
+    same = np.zeros((b, n_classes), dtype=bool)  # same[r, j]: class j interchangeable with class j - 1
+    same[:, 1:] = (sorted_h[:, 1:] == sorted_h[:, :-1]) & (sorted_bucket[:, 1:] == sorted_bucket[:, :-1]).all(axis=2)
+    reach = histogram(d + 2 * per_bucket[rows, p].astype(np.int64), 3 * d + 1)  # [b, 3d + 1]: the bound's buckets
+    best = best.copy()
+    for j0 in range(1, n_classes - 1, PAIR_BLOCK):  # the costlier classes j0 .. j0 + PAIR_BLOCK - 1 at once
+        active = np.flatnonzero(sorted_cost[:, j0] < best)
+        if not len(active):
+            break
+        js = np.arange(j0, min(j0 + PAIR_BLOCK, n_classes - 1))
+        run = same[active][:, js]  # [a, L]: j continues a run
+        second = run & ~same[active][:, js - 1]  # j is a run's second: it pairs with the run's first only
+        starts = ~same[active][:, :js[-1]]  # [a, j_max]: classes that start a run
+        earlier = np.arange(js[-1])[None, :] < js[:, None]  # [L, j_max]
+        partners = starts[:, None, :] & earlier[None] & ~run[:, :, None]  # a new class: pairs with every run start
+        a_idx, l_idx = np.nonzero(second)
+        partners[a_idx, l_idx, js[l_idx] - 1] = True
+        row_in, l_in, i = np.nonzero(partners)
+        row, j = active[row_in], js[l_in]
+        c1, c2 = order[row, i], order[row, j]
+        joint_gap = np.maximum(h_p[row, c1] + h_p[row, c2], 0)
+        bound = np.maximum(sorted_cost[row, j], fewest_buckets(reach[row], joint_gap))
+        keep = bound < best[row]
+        row, c1, c2, joint_gap, bound = row[keep], c1[keep], c2[keep], joint_gap[keep], bound[keep]
+        np.minimum.at(best, row, np.maximum(bound, _joint_costs(per_bucket, p, d, row, c1, c2, joint_gap)))
+    return best
+
+
 def fa_roe_radius(votes: np.ndarray, beats: np.ndarray, feed: np.ndarray, n_classes: int, all_pairs: bool = False):
     """FA+ROE: (prediction p, radius before the label check) int64[n].
 
-    Round 1's pairs of classes are tried only among the classes that could lower the radius: a pair costs at
-    least either class's own cost, so only classes cheaper than CertR2 can form a pair that matters.
-    ``all_pairs``: try every pair instead (the O(C^2) loop, for tests: it gives the same radii).
+    Round 1's pairs are searched cheapest first (_round1_cheapest_first): usually a few pairs per test sample, not
+    C(C-1)/2. ``all_pairs``: try every pair whose lower bound is below CertR2 instead (for tests: the same radii).
     """
     n, n_models = votes.shape
     n_buckets, d = feed.shape
@@ -143,6 +220,7 @@ def fa_roe_radius(votes: np.ndarray, beats: np.ndarray, feed: np.ndarray, n_clas
     p_all, s_all, which_all = run_off(counts, beats)
     offsets = circulant_offsets(feed)
     c = np.arange(n_classes)
+    round1 = _round1_every_pair if all_pairs else _round1_cheapest_first
 
     def chunk(sl):
         p, s, cnt = p_all[sl], s_all[sl], counts[sl]
@@ -159,22 +237,10 @@ def fa_roe_radius(votes: np.ndarray, beats: np.ndarray, feed: np.ndarray, n_clas
         cost2 = np.maximum(cost_s, _costs(2 * prefer, 2 * d + 1, np.maximum(margin, 0)))
         cost2[rows, p] = BIG
         cert2 = cost2.min(axis=1)
-        # Round 1: two classes c1 < c2 (neither p) both overtake p; the joint gap is the unclipped sum.
-        # A pair costs at least max(single costs, joint gap / 3d); pairs whose bound is not below
-        # CertR2 cannot lower min(CertR1, CertR2), so only the others get their joint histogram.
-        candidates = np.ones_like(cost_p, dtype=bool) if all_pairs else cost_p < cert2[:, None]
-        candidates[rows, p] = False
-        row, c1, c2 = candidate_pairs(candidates)
-        joint_gap = np.maximum(h_p[row, c1] + h_p[row, c2], 0)
-        bound = np.maximum(np.maximum(cost_p[row, c1], cost_p[row, c2]), -(-joint_gap // (3 * d)))
-        keep = bound < cert2[row]
-        row, c1, c2, joint_gap, bound = row[keep], c1[keep], c2[keep], joint_gap[keep], bound[keep]
-        cert1 = np.full(len(p), BIG)
-        if len(row):
-            joint = (d + 2 * per_bucket[row, p[row]] - per_bucket[row, c1] - per_bucket[row, c2])  # [selected, K]
-            cost_joint = fewest_buckets(histogram(joint, 3 * d + 1), joint_gap)
-            np.minimum.at(cert1, row, np.maximum(bound, cost_joint))
-        return np.minimum(np.minimum(cert1, cert2) - 1, n_buckets)
+        # Round 1: two classes c1, c2 (neither p) both overtake p; the joint gap is the unclipped sum. A pair
+        # costs max(its two single costs, the joint cost); only values below CertR2 change min(CertR1, CertR2).
+        best = round1(cost_p, h_p, per_bucket, p, d, cert2)  # = min(CertR1, CertR2)
+        return np.minimum(best - 1, n_buckets)
 
     step = max(1, CHUNK_ELEMENTS // (n_buckets * n_classes))
     radius = np.concatenate(map_chunks(chunk, n, step)) if n else np.zeros(0, np.int64)

@@ -47,10 +47,11 @@ SCORE_BLOCK_BYTES = 2**20  # minima of the models scored at once by one thread
 
 
 def distance_chunks(distance_paths, model_buckets, n_test, n_classes, learner, versions, methods):
-    """(start, stop, votes, beats or None: see prediction_chunks) of nearest-neighbour models from bucket-distance files (in bucket order), a
-    few row groups at a time (about CERTIFY_CHUNK_MB of minima): each model's scores from the minimum over its
-    buckets (model_buckets int64[n_models, d]), computed for slices of models on all cores; a DPA* model's
-    scores summed over its versions as the predict step sums them."""
+    """(start, stop, votes, beats or None: see prediction_chunks) of nearest-neighbour models from bucket-distance
+    files (in bucket order), a few row groups at a time (about CERTIFY_CHUNK_MB of minima): each model's scores
+    from the minimum over its buckets (model_buckets int64[n_models, d]), computed for slices of models on all
+    cores; a DPA* model's scores summed over its versions as the predict step sums them; the finalists' beats
+    from those scores when one of ``methods`` needs them."""
     files = [open_bucket_minima(p) for p in distance_paths]
     records = [read_bucket_record(p) for p in distance_paths]
     step, scale = records[0]["row_group_tests"], records[0]["scale"]  # the same in every file (checked_distances)
@@ -62,7 +63,8 @@ def distance_chunks(distance_paths, model_buckets, n_test, n_classes, learner, v
     n_models = len(model_buckets)
     offsets = circulant_offsets(bucket_feeds(model_buckets))  # FA's (and DPA's) buckets: read as slices
     file_starts = np.cumsum([0] + [len(r["buckets"]) for r in records])  # first bucket of every file
-    per_group = max(1, CERTIFY_CHUNK_MB * MB // max(1, 4 * step * n_classes * n_models))
+    per_cell = 4 + (2 if needs_run_off(methods) else 0)  # float32 scores (and the finalists' beats) per class
+    per_group = max(1, CERTIFY_CHUNK_MB * MB // max(1, per_cell * step * n_classes * n_models))
     for first in range(0, n_groups, per_group):
         groups = range(first, min(first + per_group, n_groups))
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import learners, provenance
 from ..artifacts.checkpoints import checkpoint_scores, load_checked_checkpoint
-from ..artifacts.predictions import load_chunk, predictions_table, predictions_writer
+from ..artifacts.predictions import load_chunk, predictions_table, predictions_writer, read_record
 from ..artifacts.runoff import finalists_digest, run_finalists, runoff_table, runoff_writer
 from ..artifacts.splits import load_test_subset, test_digests
 from ..atomic import check_folder
@@ -76,6 +76,10 @@ def runoff_shard(model_path, shard_path, test_path, prediction_paths, own_predic
     check_folder(out)
     record, model_ids, n_classes, chunks = shard_scores(model_path, shard_path, test_path, learner_name,
                                                         learner_params, test_limit, device, threads)
+    own = read_record(own_predictions)
+    if (own.get("checkpoint_sha256"), own.get("test")) != (record["checkpoint_sha256"], record["test"]):
+        raise PipelineError(f"{own_predictions}: predicted from another checkpoint or test set than {model_path} and "
+                            f"{test_path}; delete it and run snakemake again (it re-predicts the shard)")
     m1, m2 = run_finalists(prediction_paths, record["test"]["n_test"], n_models, n_classes)
     record["finalists_sha256"] = finalists_digest(m1, m2)
     with runoff_writer(out, record, len(model_ids)) as write:
