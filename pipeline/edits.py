@@ -77,8 +77,7 @@ def edited_training_set(train_path, train_limit=None, insert=None, exclude=None)
     pipeline.data.load_hash_inputs, else None; an inserted sample is its own original) and ``inserted``:
     (images, labels, first_id) for save_inserted.
     """
-    check_images(train_path)
-    images, labels, class_names = open_split_images(train_path)
+    images, labels, class_names = check_images(train_path)
     originals = load_hash_inputs(train_path)
     if train_limit is not None:
         labels = labels[:train_limit]

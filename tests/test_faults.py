@@ -174,20 +174,21 @@ def test_killed_predict_runoff_and_certify_jobs_heal_on_rerun(clean, raw_root, t
 
 
 @pytest.mark.parametrize("reference, deleted", [
-    ("clean", "work/tiny/models/shard_0.pt"), ("clean", "work/tiny/predictions/shard_1.parquet"),
-    ("clean", "work/tiny/runoff/shard_0.parquet"), ("clean", "work/tiny/partition/shard_1.json"),
-    ("clean", "data/prepared"),
+    ("clean", "work/tiny/models/shard_0.pt"),
+    ("clean", "work/tiny/predictions/shard_1.parquet work/tiny/runoff/shard_0.parquet"),
+    ("clean", "work/tiny/partition/shard_1.json"), ("clean", "data/prepared"),
     ("clean_shared", "work/tiny/distances/buckets_1.parquet"), ("clean_shared", "work/tiny/distances/test_features.npz"),
 ])
 def test_deleted_files_are_rebuilt(request, tmp_path, reference, deleted):
-    """The issue's case 2: a plain `snakemake` rebuilds any deleted intermediate file."""
+    """The issue's case 2: a plain `snakemake` rebuilds any deleted intermediate file (``deleted``: one or more)."""
     clean = request.getfixturevalue(reference)  # train and predict, or shared distances
     project = copy_project(clean, tmp_path / "p")
-    target = project / deleted
-    shutil.rmtree(target) if target.is_dir() else target.unlink()
+    targets = [project / path for path in deleted.split()]
+    for target in targets:
+        shutil.rmtree(target) if target.is_dir() else target.unlink()
     assert "Nothing to be done" not in snakemake(project, "-n").stdout
     snakemake(project)
-    assert target.exists()
+    assert all(target.exists() for target in targets)
     assert_same_results(project, clean)
     assert "Nothing to be done" in snakemake(project, "-n").stdout
 

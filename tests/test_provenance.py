@@ -187,7 +187,7 @@ def test_runoff_refuses_predictions_that_are_not_its_checkpoints(small_run, mnis
 def test_predictions_without_a_record_are_refused(small_run, mnist_prepared, tmp_path):
     table = pq.read_table(small_run / "predictions/shard_0.parquet")
     pq.write_table(table.replace_schema_metadata(None), tmp_path / "shard_0.parquet")
-    with pytest.raises(PipelineError, match="records no provenance .*delete .*shard_0.parquet and run snakemake again"):
+    with pytest.raises(PipelineError, match="records no provenance .*delete it and run snakemake again"):
         certify(small_run, mnist_prepared, tmp_path,
                 predictions=[tmp_path / "shard_0.parquet", small_run / "predictions/shard_1.parquet"])
 

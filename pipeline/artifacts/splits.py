@@ -264,9 +264,10 @@ def open_split_images(path):
     return images, labels.astype(np.int64), class_names
 
 
-def check_images(path) -> None:
-    """Read a prepared split's images in chunks and check them against their stored SHA-256 (bounded memory)."""
-    images, _, _ = open_split_images(path)
+def check_images(path):
+    """open_split_images, once the images are read in chunks and checked against their stored SHA-256 (bounded
+    memory): (StoredImages, labels int64[N], class_names)."""
+    images, labels, class_names = open_split_images(path)
     with open_split(Path(path)) as npz:
         stored = str(npz["images_sha256"])
     digest = hashlib.sha256()
@@ -274,6 +275,7 @@ def check_images(path) -> None:
         digest.update(images[start:stop].data)
     if digest.hexdigest() != stored:
         raise PipelineError(f"{path}: contents do not match their stored SHA-256; {FIX}")
+    return images, labels, class_names
 
 
 def load_test_subset(path, test_limit=None):
